@@ -1,0 +1,41 @@
+"""Serializer base: model validation runs through `Model.clean()`, and organization choices follow the caller."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from netfleet.core.tenancy import get_access
+
+
+class NetfleetModelSerializer(serializers.ModelSerializer):
+    """Runs the model's `full_clean()` on the merged instance so API, admin and shell share one validator,
+    and limits a writable `organization` field to organizations where the caller holds the view's write
+    permission (another tenant's id is then simply "does not exist")."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        organization = next((f for f in fields.values() if f.source == "organization"), None)
+        request = self.context.get("request")
+        view = self.context.get("view")
+        if organization is not None and not organization.read_only and request is not None:
+            access = get_access(request)
+            if not access.is_superuser:
+                permission = getattr(view, "permission_write", None)
+                organization.queryset = organization.queryset.filter(pk__in=access.organization_ids(permission))
+        return fields
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        model = self.Meta.model
+        instance = self.instance or model()
+        concrete = {f.name for f in model._meta.concrete_fields}
+        for name, value in attrs.items():
+            if name in concrete:
+                setattr(instance, name, value)
+        # On create, fields the view fills in later (owner, organization from the URL) are not checked yet.
+        not_given = [name for name in concrete if name not in attrs] if self.instance is None else None
+        try:
+            # uniqueness is enforced by DRF's validators and the database (-> 409), not twice here
+            instance.full_clean(exclude=not_given, validate_unique=False, validate_constraints=False)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(serializers.as_serializer_error(exc)) from None
+        return attrs

@@ -1,0 +1,26 @@
+import django_filters
+from django_filters.rest_framework import DjangoFilterBackend
+
+from netfleet.core.api.exceptions import QueryValidationError
+
+
+class NetfleetFilterSet(django_filters.FilterSet):
+    """Base filterset: `search` (and `q`) call the subclass's `search()`."""
+
+    search = django_filters.CharFilter(method="search", label="Search")
+    q = django_filters.CharFilter(method="search", label="Search")
+
+    def search(self, queryset, name, value):
+        return queryset
+
+
+class NetfleetFilterBackend(DjangoFilterBackend):
+    """A bad filter value is a 422 naming the query parameter, like any other validation error."""
+
+    def filter_queryset(self, request, queryset, view):
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is None:
+            return queryset
+        if not filterset.is_valid() and self.raise_exception:
+            raise QueryValidationError(filterset.errors)
+        return filterset.qs

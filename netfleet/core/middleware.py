@@ -1,0 +1,109 @@
+"""HTTP conventions shared by every surface: request ids, optional trailing slashes, body limits, access log."""
+
+import logging
+import re
+import time
+import uuid
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.urls import Resolver404, resolve
+
+from netfleet.core.logging import current_request_id
+
+logger = logging.getLogger("netfleet.request")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (`request.request_id`), echoes it as X-Request-ID and logs the request once.
+
+    A valid client-supplied id is echoed unchanged and used as `ext-<id>` in logs and error bodies so it can be
+    told apart from a server-generated one; an invalid one is replaced.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        supplied = request.headers.get(REQUEST_ID_HEADER)
+        if supplied and _CLIENT_REQUEST_ID.match(supplied):
+            request.request_id = f"ext-{supplied}"
+            header_value = supplied
+        else:
+            request.request_id = header_value = uuid.uuid4().hex
+        token = current_request_id.set(request.request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = header_value
+            logger.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "remote_addr": request.META.get("REMOTE_ADDR"),
+                },
+            )
+            return response
+        finally:
+            current_request_id.reset(token)
+
+
+class PathNormalizerMiddleware:
+    """Makes the trailing slash optional on every route without a redirect: routes are declared with a slash
+    and a request path without one is rewritten before URL resolution."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if not path.endswith("/") and not path.startswith("/" + settings.STATIC_URL.strip("/") + "/"):
+            request.path_info = path + "/"
+            request.path = request.path + "/"
+        return self.get_response(request)
+
+
+def body_too_large(limit):
+    # The one documented exception to the error envelope (platform-api.txt, 413).
+    return JsonResponse({"detail": f"request body exceeds {limit}-byte limit"}, status=413)
+
+
+def max_body_size_for(view_func):
+    view_class = getattr(view_func, "cls", None) or getattr(view_func, "view_class", None)
+    return getattr(view_class, "max_body_size", None) or getattr(view_func, "max_body_size", None)
+
+
+class BodyLimitMiddleware:
+    """Refuses a body over the limit from its Content-Length, before anything reads it.
+
+    Views that accept uploads declare `max_body_size` (bytes) on their class; everything else gets
+    NETFLEET_MAX_BODY_SIZE (read at call time).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return JsonResponse({"detail": "invalid Content-Length"}, status=400)
+        if length > settings.NETFLEET_MAX_BODY_SIZE:
+            limit = self._limit_for(request)
+            if length > limit:
+                return body_too_large(limit)
+        return self.get_response(request)
+
+    @staticmethod
+    def _limit_for(request):
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return settings.NETFLEET_MAX_BODY_SIZE
+        return max_body_size_for(match.func) or settings.NETFLEET_MAX_BODY_SIZE
