@@ -102,7 +102,7 @@ APPEND_SLASH = False  # the path normaliser makes trailing slashes optional with
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -202,6 +202,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 # Serve app static files (admin, Swagger UI, ReDoc) straight from the installed packages: no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -216,7 +217,9 @@ X_FRAME_OPTIONS = "DENY"
 
 # Request bodies: 1 MiB for API requests unless a view declares its own limit (uploads).
 NETFLEET_MAX_BODY_SIZE = env_int("NETFLEET_MAX_BODY_SIZE", 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = NETFLEET_MAX_BODY_SIZE
+# BodyLimitMiddleware enforces the limit per view from Content-Length, before the body is read; Django's own
+# global cap would refuse the larger bodies that upload endpoints declare.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # Docs (OpenAPI, Swagger UI, ReDoc): never in production; elsewhere on unless ENABLE_DOCS=false.

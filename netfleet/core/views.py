@@ -3,6 +3,7 @@
 from django import http
 from django.conf import settings
 from django.views import defaults
+from drf_spectacular.renderers import OpenApiJsonRenderer
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -36,7 +37,7 @@ class DocsGateMixin:
 
 
 class SchemaView(DocsGateMixin, SpectacularAPIView):
-    renderer_classes = SpectacularAPIView.renderer_classes
+    renderer_classes = [OpenApiJsonRenderer]
 
 
 class SwaggerView(DocsGateMixin, SpectacularSwaggerView):

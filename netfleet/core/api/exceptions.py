@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -34,7 +35,12 @@ def flatten_errors(detail, prefix):
     if isinstance(detail, dict):
         items = []
         for key, value in detail.items():
-            path = prefix if key in ("non_field_errors", "__all__") else f"{prefix}.{key}"
+            if key in ("non_field_errors", "__all__"):
+                path = prefix
+            elif isinstance(key, int):  # DRF reports list items by index
+                path = f"{prefix}[{key}]"
+            else:
+                path = f"{prefix}.{key}"
             items.extend(flatten_errors(value, path))
         return items
     if isinstance(detail, list):
@@ -85,9 +91,14 @@ def exception_handler(exc, context):
 
         return body_too_large(settings.NETFLEET_MAX_BODY_SIZE)
     if isinstance(exc, exceptions.ValidationError):
-        code = status.HTTP_422_UNPROCESSABLE_ENTITY
-        message = VALIDATION_MESSAGE
         details = flatten_errors(exc.detail, getattr(exc, "location", "body"))
+        if details and all(item["type"] == "unique" for item in details):
+            code, message = status.HTTP_409_CONFLICT, "Conflict: " + details[0]["message"]
+        else:
+            code, message = status.HTTP_422_UNPROCESSABLE_ENTITY, VALIDATION_MESSAGE
+    elif isinstance(exc, IntegrityError):
+        # a uniqueness race that validation could not see: the database settled it
+        code, message = status.HTTP_409_CONFLICT, "Conflict with an existing object"
     elif isinstance(exc, exceptions.APIException):
         code = exc.status_code
         message = str(exc.detail) if not isinstance(exc.detail, dict | list) else exc.default_detail
