@@ -38,7 +38,9 @@ def _child_commands(args):
 
 
 def serve(argv):
-    parser = argparse.ArgumentParser(prog="netfleet serve", description="Run the HTTP, websocket, worker and beat processes.")
+    parser = argparse.ArgumentParser(
+        prog="netfleet serve", description="Run the HTTP, websocket, worker and beat processes."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--ws-port", type=int, default=None, help="websocket listener port (default: port + 1)")

@@ -17,5 +17,5 @@ class SiteFilterSet(NetfleetFilterSet):
         model = Site
         fields = ("site_id", "organization_id", "organization", "slug", "name")
 
-    def search(self, queryset, name, value):
+    def apply_search(self, queryset, name, value):
         return queryset.filter(Q(name__icontains=value) | Q(slug__icontains=value) | Q(description__icontains=value))

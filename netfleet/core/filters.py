@@ -5,12 +5,12 @@ from netfleet.core.api.exceptions import QueryValidationError
 
 
 class NetfleetFilterSet(django_filters.FilterSet):
-    """Base filterset: `search` (and `q`) call the subclass's `search()`."""
+    """Base filterset: `search` (and its synonym `q`) call the subclass's `apply_search()`."""
 
-    search = django_filters.CharFilter(method="search", label="Search")
-    q = django_filters.CharFilter(method="search", label="Search")
+    search = django_filters.CharFilter(method="apply_search", label="Search")
+    q = django_filters.CharFilter(method="apply_search", label="Search")
 
-    def search(self, queryset, name, value):
+    def apply_search(self, queryset, name, value):
         return queryset
 
 

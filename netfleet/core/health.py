@@ -2,7 +2,9 @@
 
 import uuid
 
+from django.conf import settings
 from django.core.cache import cache
+from kombu import Connection
 from django.db import connection
 
 
@@ -21,10 +23,11 @@ def check_cache():
 
 
 def check_broker():
-    from netfleet.celery import app
-
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+    broker = Connection(
+        settings.CELERY_BROKER_URL, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, connect_timeout=2
+    )
+    with broker:
+        broker.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
 
 
 CHECKS = {"database": check_database, "cache": check_cache, "broker": check_broker}

@@ -55,7 +55,10 @@ class OrganizationScopedModel(NetfleetModel):
     """An object owned by one organization. Subclasses with a site FK set `tenancy_site_field = "site"`."""
 
     organization = models.ForeignKey(
-        "accounts.Organization", on_delete=models.CASCADE, related_name="%(app_label)s_%(class)s_set", verbose_name="organization"
+        "accounts.Organization",
+        on_delete=models.CASCADE,
+        related_name="%(app_label)s_%(class)s_set",
+        verbose_name="organization",
     )
 
     tenancy_organization_field = "organization"

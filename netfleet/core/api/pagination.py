@@ -62,7 +62,10 @@ class ResultsPagination(PageNumberPagination):
     def get_paginated_response(self, data):
         return Response(
             OrderedDict(
-                count=self.page.paginator.count, next=self.get_next_link(), previous=self.get_previous_link(), results=data
+                count=self.page.paginator.count,
+                next=self.get_next_link(),
+                previous=self.get_previous_link(),
+                results=data,
             )
         )
 

@@ -252,15 +252,9 @@ class TestHealth:
         assert response.status_code == 200
         assert response.json() == {"status": "ok", "checks": {"database": "ok", "cache": "ok", "broker": "ok"}}
 
+    @override_settings(CELERY_BROKER_URL="redis://127.0.0.1:9/0")  # nothing listens on the discard port
     def test_unreachable_broker_is_503(self, api_client):
-        from netfleet.celery import app
-
-        original = app.conf.broker_url
-        app.conf.broker_url = "redis://127.0.0.1:9/0"  # nothing listens on the discard port
-        try:
-            response = api_client.get("/api/v1/health")
-        finally:
-            app.conf.broker_url = original
+        response = api_client.get("/api/v1/health")
         assert response.status_code == 503
         body = response.json()
         assert body["status"] == "degraded" and body["checks"]["broker"].startswith("error")
