@@ -4,8 +4,8 @@ import uuid
 
 from django.conf import settings
 from django.core.cache import cache
-from kombu import Connection
 from django.db import connection
+from kombu import Connection
 
 
 def check_database():
