@@ -85,6 +85,7 @@ MIDDLEWARE = [
     "netfleet.core.middleware.PathNormalizerMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "netfleet.core.middleware.BodyLimitMiddleware",
+    "netfleet.accounts.csrf.CredentialsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -138,7 +139,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache (also the shared store of rate limits): local memory by default; CACHE_URL=redis://... at scale.
 _cache_url = os.environ.get("CACHE_URL")
-_cache_prefix = "netfleet" + os.environ.get("PYTEST_XDIST_WORKER", "")
+_cache_prefix = "netfleet"
+_test_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _cache_url and _test_worker.startswith("gw"):
+    # each pytest-xdist worker gets its own Redis database, so tests can flush it without disturbing another
+    _cache_url = _cache_url.rsplit("/", 1)[0] + f"/{8 + int(_test_worker[2:])}"
 if _cache_url:
     if not _cache_url.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured("CACHE_URL must be a redis:// URL")
@@ -232,7 +237,9 @@ NETFLEET_ACCESS_RESOLVER = "netfleet.accounts.access.resolve_access"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "netfleet.accounts.authentication.BearerAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "netfleet.accounts.authentication.ApiKeyAuthentication",
+        "netfleet.accounts.authentication.CookieAuthentication",
+        "netfleet.accounts.authentication.AdminSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
@@ -263,6 +270,27 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# Identity: refresh sessions, lockout, MFA challenge lifetime, API key cap, browser cookies.
+NETFLEET_REFRESH_TOKEN_SECONDS = env_int("NETFLEET_REFRESH_TOKEN_SECONDS", 14 * 24 * 3600)
+NETFLEET_LOGIN_MAX_FAILURES = env_int("NETFLEET_LOGIN_MAX_FAILURES", 5)
+NETFLEET_LOGIN_LOCKOUT_SECONDS = env_int("NETFLEET_LOGIN_LOCKOUT_SECONDS", 30 * 60)
+NETFLEET_MFA_CHALLENGE_SECONDS = env_int("NETFLEET_MFA_CHALLENGE_SECONDS", 300)
+NETFLEET_API_KEYS_PER_USER = env_int("NETFLEET_API_KEYS_PER_USER", 10)
+NETFLEET_ACCESS_COOKIE = "netfleet_access"
+NETFLEET_REFRESH_COOKIE = "netfleet_refresh"
+NETFLEET_CSRF_COOKIE = "netfleet_csrf"
+# Public flows that cannot carry a pre-login cookie (platform-api.txt): no CSRF check.
+NETFLEET_CSRF_EXEMPT_PATHS = (
+    "/api/v1/auth/login/",
+    "/api/v1/auth/register/",
+    "/api/v1/auth/token/",
+    "/api/v1/auth/refresh/",
+    "/api/v1/auth/login/mfa/",
+    "/api/v1/auth/password/reset-request/",
+    "/api/v1/auth/password/reset/",
+)
+NETFLEET_CSRF_EXEMPT_PREFIXES = ("/api/v1/auth/oidc/", "/api/v1/auth/saml/", "/api/v1/auth/ldap/")
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("NETFLEET_ACCESS_TOKEN_SECONDS", 30 * 60)),

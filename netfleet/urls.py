@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from netfleet.accounts.api import auth
 from netfleet.core import views as core_views
 
 api_v1 = [
@@ -11,8 +12,15 @@ api_v1 = [
     path("", include("netfleet.accounts.api.urls")),
 ]
 
+# routers-api.txt login faces: the same login, answering {"error": "..."} on failure
+users_face = [
+    path("login/", auth.UsersLoginView.as_view(), name="users-login"),
+    path("api-key-login/", auth.UsersApiKeyLoginView.as_view(), name="users-api-key-login"),
+]
+
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    path("users/", include(users_face)),
     path("api-auth/", include("rest_framework.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,16 +1,84 @@
-"""Bearer JWT authentication for every API surface."""
+"""The credentials every API surface accepts: Bearer JWT, X-API-Key, the browser cookie and Django's admin
+session. Each yields (user, Credential); access checks read the credential's API-key scope."""
 
-from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from rest_framework import authentication
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.tokens import AccessToken
+
+from . import services
+from .models import ApiKey, AuthSession
+
+API_KEY_HEADER = "HTTP_X_API_KEY"
 
 
-class BearerAuthentication(JWTAuthentication):
-    """`Authorization: Bearer <access JWT>`; bad, expired or revoked tokens are a plain 401."""
+@dataclass(frozen=True)
+class Credential:
+    session: AuthSession | None = None
+    api_key: ApiKey | None = None
 
-    www_authenticate_realm = "api"
+
+def _user_from_access_token(raw):
+    try:
+        token = AccessToken(raw)
+        session_id = uuid.UUID(str(token.get("sid")))
+    except (TokenError, InvalidToken, ValueError):
+        raise AuthenticationFailed("Invalid or expired token", code="token_not_valid") from None
+    session = AuthSession.objects.select_related("user", "api_key", "api_key__user").filter(pk=session_id).first()
+    if session is None or str(session.user_id) != str(token.get("sub")) or not services.session_is_usable(session):
+        raise AuthenticationFailed("Token revoked or expired", code="token_not_valid")
+    return session.user, Credential(session=session, api_key=session.api_key)
+
+
+class BearerAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <access JWT>`; the JWT's session must still be live (logout/reuse revoke it)."""
 
     def authenticate(self, request):
-        try:
-            return super().authenticate(request)
-        except InvalidToken:
-            raise AuthenticationFailed("Invalid or expired token", code="token_not_valid") from None
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != b"bearer":
+            return None
+        if len(header) != 2:
+            raise AuthenticationFailed("Malformed Authorization header")
+        return _user_from_access_token(header[1].decode("latin-1"))
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`X-API-Key: <prefix>.<secret>`."""
+
+    def authenticate(self, request):
+        raw = request.META.get(API_KEY_HEADER)
+        if raw is None:
+            return None
+        prefix, _, secret = raw.strip().partition(".")
+        key = services.verify_api_key(prefix=prefix, secret=secret)
+        if key is None:
+            raise AuthenticationFailed("Invalid, expired or revoked API key")
+        services.touch_api_key(key, request)
+        return key.user, Credential(api_key=key)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class CookieAuthentication(authentication.BaseAuthentication):
+    """The httpOnly access cookie set at login for browser clients (CSRF is enforced by CredentialsMiddleware)."""
+
+    def authenticate(self, request):
+        raw = request.COOKIES.get(settings.NETFLEET_ACCESS_COOKIE)
+        if not raw:
+            return None
+        return _user_from_access_token(raw)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class AdminSessionAuthentication(authentication.SessionAuthentication):
+    """Django's admin login, so the browsable API works in a browser (with Django's own CSRF check)."""

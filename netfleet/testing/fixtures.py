@@ -5,10 +5,19 @@ import os
 
 import pytest
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
 
+from netfleet.accounts import services
 from netfleet.accounts.factories import MembershipFactory, OrganizationFactory, UserFactory
 from netfleet.accounts.roles import Role
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Every test starts with an empty cache (rate-limit windows, cached checksums...)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
 
 
 @pytest.fixture
@@ -36,8 +45,9 @@ def make_user(db):
 
 
 def bearer_client(user):
+    """An APIClient logged in as `user` through a real session (its access token carries the session id)."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {services.start_session(user=user).access_token}")
     return client
 
 
