@@ -92,9 +92,7 @@ class AuthSession(NetfleetModel):
     """One login: the family of refresh tokens it rotates through. Access JWTs carry its id (`sid`)."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="auth_sessions")
-    api_key = models.ForeignKey(
-        "ApiKey", on_delete=models.CASCADE, null=True, blank=True, related_name="auth_sessions"
-    )
+    api_key = models.ForeignKey("ApiKey", on_delete=models.CASCADE, null=True, blank=True, related_name="auth_sessions")
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=50, blank=True)
