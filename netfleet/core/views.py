@@ -4,7 +4,9 @@ from django import http
 from django.conf import settings
 from django.views import defaults
 from drf_spectacular.renderers import OpenApiJsonRenderer
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,12 +15,18 @@ from netfleet.core import health
 from netfleet.core.api.exceptions import json_error, uses_api_errors
 
 
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "degraded"])
+    checks = serializers.DictField(child=serializers.CharField())
+
+
 class HealthView(APIView):
     """Database, cache and broker reachability. 200 when all answer, else 503."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
 
+    @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
     def get(self, request):
         checks, healthy = health.run_checks()
         return Response({"status": "ok" if healthy else "degraded", "checks": checks}, status=200 if healthy else 503)
