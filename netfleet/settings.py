@@ -78,11 +78,13 @@ INSTALLED_APPS = [
     "channels",
     "netfleet.core",
     "netfleet.accounts",
+    "netfleet.controller",
 ]
 
 MIDDLEWARE = [
     "netfleet.core.middleware.RequestIdMiddleware",
     "netfleet.core.middleware.PathNormalizerMiddleware",
+    "netfleet.accounts.ratelimit.RateLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "netfleet.core.middleware.BodyLimitMiddleware",
     "netfleet.accounts.csrf.CredentialsMiddleware",
@@ -327,4 +329,40 @@ LOGGING = {
     },
 }
 
+# Controller: how many configs a change re-renders in the request before moving the rest to background chunks,
+# and how long the agent's answers (checksum, archive) stay cached.
+NETFLEET_CONTROLLER_INLINE_REFRESH = env_int("NETFLEET_CONTROLLER_INLINE_REFRESH", 50)
+NETFLEET_CONTROLLER_REFRESH_CHUNK = env_int("NETFLEET_CONTROLLER_REFRESH_CHUNK", 500)
+NETFLEET_CONTROLLER_AGENT_CACHE_SECONDS = env_int("NETFLEET_CONTROLLER_AGENT_CACHE_SECONDS", 24 * 3600)
+
 NETFLEET_ADMIN_EMAIL = os.environ.get("NETFLEET_ADMIN_EMAIL", "admin@example.com")
+
+# Rate limits (netfleet/accounts/ratelimit.py): a sliding window per caller, kept in the cache so every worker and
+# host shares it. A rate is "<requests>/<seconds>" ("5/60"), optionally with a unit ("600/1m", "120/s", "5/minute");
+# "off" drops that one limit, NETFLEET_RATELIMIT_ENABLED=false all of them.
+_RATE_UNITS = {"": 1, "s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+
+def env_rate(name, default):
+    text = (os.environ.get(name) or default).strip().lower()
+    if text in ("off", "none"):
+        return None
+    requests, slash, period = text.partition("/")
+    number = period.strip().rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = period.strip()[len(number) :].strip()
+    if unit not in _RATE_UNITS and unit.endswith("s"):
+        unit = unit[:-1]  # "seconds", "mins"
+    try:
+        rate = (int(requests), int(number.strip() or 1) * _RATE_UNITS[unit]) if slash else None
+    except (ValueError, KeyError):
+        rate = None
+    if rate is None or rate[0] < 1 or rate[1] < 1:
+        raise ImproperlyConfigured(f'{name} must be "<requests>/<seconds>" such as "5/60", or "off"; got {text!r}')
+    return rate
+
+
+NETFLEET_RATELIMIT_ENABLED = env_bool("NETFLEET_RATELIMIT_ENABLED", True)
+NETFLEET_RATELIMIT_API = env_rate("NETFLEET_RATELIMIT_API", "600/60")  # (requests, seconds) or None
+NETFLEET_RATELIMIT_BURST = env_rate("NETFLEET_RATELIMIT_BURST", "120/1")
+NETFLEET_RATELIMIT_AUTH = env_rate("NETFLEET_RATELIMIT_AUTH", "5/60")  # /api/v1/auth/*, /users/*login/
+NETFLEET_RATELIMIT_CACHE = os.environ.get("NETFLEET_RATELIMIT_CACHE") or "default"

@@ -1,0 +1,284 @@
+"""Controller services: device lifecycle, template assignment, config refresh and the agent's cached answers.
+
+A config's checksum is persisted; `refresh_configs` re-renders and flips status to `modified` only when the
+checksum really changed, then updates the agent cache. Everything that can change a rendered config calls it
+for exactly the configs it affects (a few inline, many in background chunks).
+"""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+
+from netfleet.core.exceptions import Conflict, NetfleetError
+
+from . import rendering
+from .choices import ConfigStatus
+from .models import Config, ConfigTemplate, Device, OrganizationConfigSettings, Template
+
+AGENT_CACHE_PREFIX = "controller:agent:"
+ARCHIVE_CACHE_PREFIX = "controller:archive:"
+
+
+class DeviceLimitReached(Conflict):
+    default_message = "The organization has reached its device limit"
+
+
+class DeviceIsActive(Conflict):
+    default_message = "Deactivate the device first (or pass ?force=true)"
+
+
+# --- organization settings ----------------------------------------------------------------------------------
+
+
+def digest_secret(secret):
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def organization_settings(organization):
+    """The organization's controller settings, created with a fresh shared secret on first use."""
+    found = OrganizationConfigSettings.objects.filter(organization=organization).first()
+    if found is not None:
+        return found
+    secret = secrets.token_hex(16)
+    settings_row, _ = OrganizationConfigSettings.objects.get_or_create(
+        organization=organization, defaults={"shared_secret": secret, "shared_secret_digest": digest_secret(secret)}
+    )
+    return settings_row
+
+
+def regenerate_shared_secret(settings_row):
+    secret = secrets.token_hex(16)
+    settings_row.shared_secret, settings_row.shared_secret_digest = secret, digest_secret(secret)
+    settings_row.save(update_fields=["shared_secret", "shared_secret_digest", "modified"])
+    return settings_row
+
+
+def organization_for_secret(secret):
+    return (
+        OrganizationConfigSettings.objects.select_related("organization")
+        .filter(shared_secret_digest=digest_secret(secret or ""))
+        .first()
+    )
+
+
+def _organization_context(organization_id):
+    row = OrganizationConfigSettings.objects.filter(organization_id=organization_id).values("context").first()
+    return (row or {}).get("context") or {}
+
+
+# --- templates ----------------------------------------------------------------------------------------------
+
+
+def templates_visible_to(organization_id):
+    return Template.objects.filter(Q(organization_id=organization_id) | Q(organization__isnull=True))
+
+
+def required_templates(organization_id, backend):
+    return list(templates_visible_to(organization_id).filter(required=True, backend=backend).order_by("name"))
+
+
+def default_templates(organization_id, backend, tags=()):
+    query = Q(default=True)
+    for tag in tags:
+        query |= Q(tags__contains=[tag]) if _json_contains_supported() else Q(pk__in=_template_ids_with_tag(tag))
+    return list(templates_visible_to(organization_id).filter(query, backend=backend).order_by("name").distinct())
+
+
+def _json_contains_supported():
+    from django.db import connection
+
+    return connection.features.supports_json_field_contains
+
+
+def _template_ids_with_tag(tag):
+    return [pk for pk, tags in Template.objects.values_list("pk", "tags") if tag in (tags or [])]
+
+
+def set_templates(config, templates):
+    """Assign templates in the given order. The organization's required templates stay (first, if missing)."""
+    organization_id = config.device.organization_id
+    chosen = list(dict.fromkeys(templates))
+    errors = []
+    for template in chosen:
+        if template.organization_id not in (None, organization_id):
+            errors.append(f"Template {template.pk} belongs to another organization.")
+        elif template.backend != config.backend:
+            errors.append(f"Template {template.name!r} is for {template.backend}, not {config.backend}.")
+    required = required_templates(organization_id, config.backend)
+    missing = [t for t in required if t not in chosen]
+    if missing and config.pk and ConfigTemplate.objects.filter(config=config, template__in=missing).exists():
+        names = ", ".join(repr(t.name) for t in missing)
+        errors.append(f"Required templates cannot be removed: {names}.")
+    if errors:
+        raise ValidationError({"config.templates": errors})
+    ordered = missing + chosen
+    ConfigTemplate.objects.filter(config=config).delete()
+    ConfigTemplate.objects.bulk_create(
+        [ConfigTemplate(config=config, template=template, order=index) for index, template in enumerate(ordered)]
+    )
+    return ordered
+
+
+# --- devices ------------------------------------------------------------------------------------------------
+
+
+def check_device_limit(organization):
+    limit = organization_settings(organization).device_limit
+    if limit and Device.objects.filter(organization=organization).count() >= limit:
+        raise DeviceLimitReached(f"The organization has reached its limit of {limit} devices")
+
+
+@transaction.atomic
+def create_device(*, organization, config=None, templates=None, tags=(), **fields):
+    """Create a device with its config: default (and tagged) templates are added, required ones always."""
+    check_device_limit(organization)
+    device = Device(organization=organization, **fields)
+    device.full_clean(validate_constraints=True)
+    device.save()
+    config_fields = dict(config or {})
+    backend = config_fields.pop("backend", None) or "netjsonconfig.OpenWrt"
+    device_config = Config(device=device, backend=backend, **config_fields)
+    device_config.full_clean(exclude=["device"])
+    device_config.save()
+    chosen = list(templates) if templates is not None else default_templates(organization.pk, backend, tags)
+    set_templates(device_config, chosen)
+    refresh_configs([device_config.pk], force_modified=True)
+    return device
+
+
+@transaction.atomic
+def update_device(*, device, config=None, templates=None, **fields):
+    for name, value in fields.items():
+        setattr(device, name, value)
+    device.full_clean()
+    device.save()
+    device_config = device.config
+    if config:
+        for name, value in config.items():
+            setattr(device_config, name, value)
+        device_config.full_clean(exclude=["device"])
+        device_config.save()
+    if templates is not None:
+        set_templates(device_config, templates)
+    refresh_configs([device_config.pk])
+    return device
+
+
+def deactivate_device(*, device):
+    """Mark the device deactivated; its config goes `deactivating` until the agent reports, then `deactivated`."""
+    with transaction.atomic():
+        Device.objects.filter(pk=device.pk).update(is_deactivated=True)
+        Config.objects.filter(device=device).update(status=ConfigStatus.DEACTIVATING)
+    forget_agent_cache(device.pk)
+    device.is_deactivated = True
+    return device
+
+
+def activate_device(*, device):
+    with transaction.atomic():
+        Device.objects.filter(pk=device.pk).update(is_deactivated=False)
+        Config.objects.filter(device=device).update(status=ConfigStatus.MODIFIED)
+    forget_agent_cache(device.pk)
+    device.is_deactivated = False
+    return device
+
+
+def delete_device(*, device, force=False):
+    """An active device (config not deactivated) is deleted only with force, as the reference system asks the
+    operator to deactivate first so the agent can clean up."""
+    status = Config.objects.filter(device=device).values_list("status", flat=True).first()
+    if not force and not device.is_deactivated and status not in (None, ConfigStatus.DEACTIVATED):
+        raise DeviceIsActive()
+    forget_agent_cache(device.pk)
+    device.delete()
+
+
+# --- config refresh and the agent cache ---------------------------------------------------------------------
+
+
+def _configs_for_render(config_ids):
+    return (
+        Config.objects.filter(pk__in=config_ids)
+        .select_related("device", "device__group")
+        .prefetch_related("template_links__template")
+    )
+
+
+def render_config(config):
+    templates = [link.template for link in sorted(config.template_links.all(), key=lambda link: link.order)]
+    return rendering.render_archive(config, templates, _organization_context(config.device.organization_id))
+
+
+def refresh_configs(config_ids, *, force_modified=False):
+    """Re-render configs; those whose checksum changed become `modified`. Returns the ids that changed."""
+    changed = []
+    for config in _configs_for_render(config_ids):
+        archive, checksum = render_config(config)
+        if checksum != config.checksum or force_modified:
+            updates = {"checksum": checksum}
+            if config.status not in (ConfigStatus.DEACTIVATING, ConfigStatus.DEACTIVATED):
+                updates["status"] = ConfigStatus.MODIFIED
+            Config.objects.filter(pk=config.pk).update(**updates)
+            changed.append(config.pk)
+        remember_agent_answer(config.device, checksum, archive)
+    return changed
+
+
+def refresh_affected(*, config_ids):
+    """Refresh a set of configs: inline when few, in background chunks when many."""
+    config_ids = list(config_ids)
+    inline_limit = settings.NETFLEET_CONTROLLER_INLINE_REFRESH
+    for config_id in config_ids:
+        forget_agent_cache_for_config(config_id)
+    if len(config_ids) <= inline_limit:
+        return refresh_configs(config_ids)
+    from . import tasks
+
+    chunk = settings.NETFLEET_CONTROLLER_REFRESH_CHUNK
+    for start in range(0, len(config_ids), chunk):
+        batch = [str(pk) for pk in config_ids[start : start + chunk]]
+        transaction.on_commit(lambda batch=batch: tasks.refresh_configs.delay(batch))
+    return []
+
+
+def configs_using_template(template):
+    return (
+        Config.objects.filter(Q(template_links__template=template) | Q(device__group__templates=template))
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+
+
+def agent_cache_key(device_id):
+    return f"{AGENT_CACHE_PREFIX}{device_id.hex if hasattr(device_id, 'hex') else device_id}"
+
+
+def remember_agent_answer(device, checksum, archive):
+    """Cache what the agent polls for, so checksum polls never touch the database."""
+    cache.set_many(
+        {
+            agent_cache_key(device.pk): (device.key, checksum, device.last_ip, device.organization_id),
+            f"{ARCHIVE_CACHE_PREFIX}{device.pk.hex}": archive,
+        },
+        timeout=settings.NETFLEET_CONTROLLER_AGENT_CACHE_SECONDS,
+    )
+
+
+def forget_agent_cache(device_id):
+    device_hex = device_id.hex if hasattr(device_id, "hex") else str(device_id).replace("-", "")
+    cache.delete_many([agent_cache_key(device_hex), f"{ARCHIVE_CACHE_PREFIX}{device_hex}"])
+
+
+def forget_agent_cache_for_config(config_id):
+    device_id = Config.objects.filter(pk=config_id).values_list("device_id", flat=True).first()
+    if device_id is not None:
+        forget_agent_cache(device_id)
+
+
+class InvalidConfiguration(NetfleetError):
+    status_code = 422
