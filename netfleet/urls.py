@@ -21,6 +21,7 @@ users_face = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("users/", include(users_face)),
+    path("controller/", include("netfleet.controller.agent_urls")),
     path("api-auth/", include("rest_framework.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -18,7 +18,7 @@ from netfleet.core.exceptions import Conflict, NetfleetError
 
 from . import rendering
 from .choices import ConfigStatus
-from .models import Config, ConfigTemplate, Device, OrganizationConfigSettings, Template
+from .models import Config, ConfigTemplate, Device, OrganizationConfigSettings, Template, normalize_mac
 
 AGENT_CACHE_PREFIX = "controller:agent:"
 ARCHIVE_CACHE_PREFIX = "controller:archive:"
@@ -30,6 +30,11 @@ class DeviceLimitReached(Conflict):
 
 class DeviceIsActive(Conflict):
     default_message = "Deactivate the device first (or pass ?force=true)"
+
+
+class DeviceDeactivated(NetfleetError):
+    status_code = 403
+    default_message = "device deactivated"
 
 
 # --- organization settings ----------------------------------------------------------------------------------
@@ -169,6 +174,31 @@ def update_device(*, device, config=None, templates=None, **fields):
     return device
 
 
+def register_device(*, organization, key, backend, tags, fields, last_ip):
+    """Agent self-registration. A device presenting a known key (the agent's consistent key: md5 of MAC or
+    hardware id + shared secret) or a known MAC in the organization is updated; otherwise it is created.
+    Returns (device, is_new)."""
+    existing = None
+    if key:
+        existing = Device.objects.filter(key=key).select_related("config").first()
+        if existing is not None and existing.organization_id != organization.pk:
+            raise ValidationError({"key": "This key belongs to a device of another organization."})
+    if existing is None:
+        mac = normalize_mac(fields.get("mac_address"))
+        existing = Device.objects.filter(organization=organization, mac_address=mac).first() if mac else None
+    if existing is not None:
+        if existing.is_deactivated:
+            raise DeviceDeactivated()
+        config = {"backend": backend} if backend != existing.config.backend else None
+        update_device(device=existing, config=config, last_ip=last_ip, **fields)
+        return existing, False
+    extra = {"key": key} if key else {}
+    device = create_device(
+        organization=organization, config={"backend": backend}, tags=tags, last_ip=last_ip, **extra, **fields
+    )
+    return device, True
+
+
 def deactivate_device(*, device):
     """Mark the device deactivated; its config goes `deactivating` until the agent reports, then `deactivated`."""
     with transaction.atomic():
@@ -254,24 +284,38 @@ def configs_using_template(template):
     )
 
 
+def _hex(device_id):
+    return device_id.hex if hasattr(device_id, "hex") else str(device_id).replace("-", "")
+
+
 def agent_cache_key(device_id):
-    return f"{AGENT_CACHE_PREFIX}{device_id.hex if hasattr(device_id, 'hex') else device_id}"
+    return f"{AGENT_CACHE_PREFIX}{_hex(device_id)}"
+
+
+def archive_cache_key(device_id):
+    return f"{ARCHIVE_CACHE_PREFIX}{_hex(device_id)}"
+
+
+def agent_ttl():
+    return settings.NETFLEET_CONTROLLER_AGENT_CACHE_SECONDS
 
 
 def remember_agent_answer(device, checksum, archive):
-    """Cache what the agent polls for, so checksum polls never touch the database."""
-    cache.set_many(
-        {
-            agent_cache_key(device.pk): (device.key, checksum, device.last_ip, device.organization_id),
-            f"{ARCHIVE_CACHE_PREFIX}{device.pk.hex}": archive,
-        },
-        timeout=settings.NETFLEET_CONTROLLER_AGENT_CACHE_SECONDS,
-    )
+    """Cache what the agent polls for (its key, checksum and addresses, and the archive), so checksum polls
+    never touch the database. Returns the cached state."""
+    state = {
+        "key": device.key,
+        "checksum": checksum,
+        "name": device.name,
+        "last_ip": device.last_ip,
+        "management_ip": device.management_ip,
+    }
+    cache.set_many({agent_cache_key(device.pk): state, archive_cache_key(device.pk): archive}, timeout=agent_ttl())
+    return state
 
 
 def forget_agent_cache(device_id):
-    device_hex = device_id.hex if hasattr(device_id, "hex") else str(device_id).replace("-", "")
-    cache.delete_many([agent_cache_key(device_hex), f"{ARCHIVE_CACHE_PREFIX}{device_hex}"])
+    cache.delete_many([agent_cache_key(device_id), archive_cache_key(device_id)])
 
 
 def forget_agent_cache_for_config(config_id):

@@ -1,0 +1,219 @@
+"""The device agent protocol (openwisp-config): plain text and form-encoded, authenticated by the device key
+(or, to register, the organization's shared secret). Byte-compatible with the reference controller so the real
+agent works unmodified; every answer carries `X-Openwisp-Controller: true`.
+
+The checksum poll is the hottest path of the system: on a cache hit it answers without touching the database.
+"""
+
+import uuid
+from functools import wraps
+
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from netfleet.core.exceptions import NetfleetError
+
+from . import services
+from .choices import ConfigStatus
+from .models import Config, Device
+
+CONTROLLER_HEADER = "X-Openwisp-Controller"
+DEVICE_FIELDS = ("hardware_id", "model", "os", "system")
+
+
+class AgentError(Exception):
+    def __init__(self, status, message):
+        self.status, self.message = status, message
+
+
+def text(body, status=200, content_type="text/plain"):
+    response = HttpResponse(body, status=status, content_type=content_type)
+    response[CONTROLLER_HEADER] = "true"
+    return response
+
+
+def agent_view(*methods):
+    """Plain Django view for the agent: method check, error lines, the controller header."""
+
+    def decorate(view):
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                response = text(f"error: method {request.method} not allowed\n", status=405)
+                response["Allow"] = ", ".join(methods)
+                return response
+            try:
+                return view(request, *args, **kwargs)
+            except AgentError as error:
+                return text(f"error: {error.message}\n", status=error.status)
+
+        return wrapper
+
+    return decorate
+
+
+def required(data, name):
+    value = data.get(name)
+    if value is None or value == "":
+        raise AgentError(400, f'missing required parameter "{name}"')
+    return value
+
+
+def parse_device_id(raw):
+    try:
+        return uuid.UUID(raw)  # accepts 32 hex digits (what the agent sends) and the dashed form
+    except ValueError:
+        raise AgentError(404, "device not found") from None
+
+
+def load_device(device_id, key):
+    """The device for an agent request, or the protocol's 404/403."""
+    device = Device.objects.select_related("organization", "config").filter(pk=parse_device_id(device_id)).first()
+    if device is None or device.is_deactivated or not device.organization.is_active:
+        raise AgentError(404, "device not found")
+    if device.key != key:
+        raise AgentError(403, "wrong key")
+    return device
+
+
+def client_ip(request):
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _note_addresses(device_id, request, cached):
+    """Persist last_ip / management_ip only when they change, so steady polling writes nothing."""
+    last_ip = client_ip(request)
+    management_ip = request.GET.get("management_ip") or None
+    updates = {}
+    if last_ip and last_ip != cached.get("last_ip"):
+        updates["last_ip"] = last_ip
+    if management_ip and management_ip != cached.get("management_ip"):
+        try:
+            Device._meta.get_field("management_ip").clean(management_ip, None)
+        except ValidationError:
+            raise AgentError(400, "invalid management_ip") from None
+        updates["management_ip"] = management_ip
+    if updates:
+        Device.objects.filter(pk=device_id).update(**updates)
+        cached.update(updates)
+    return bool(updates)
+
+
+def _agent_state(device_id, key):
+    """(cached state, from_cache) for a device; rebuilds the cache entry from the database on a miss."""
+    cached = cache.get(services.agent_cache_key(device_id))
+    if cached is not None:
+        if cached["key"] != key:
+            raise AgentError(403, "wrong key")
+        return cached, True
+    device = load_device(device_id.hex, key)
+    archive, checksum = services.render_config(services._configs_for_render([device.config.pk]).get())
+    return services.remember_agent_answer(device, checksum, archive), False
+
+
+@agent_view("GET", "HEAD")
+def checksum(request, device_id):
+    key = required(request.GET, "key")
+    device_uuid = parse_device_id(device_id)
+    state, _ = _agent_state(device_uuid, key)
+    if _note_addresses(device_uuid, request, state):
+        cache.set(services.agent_cache_key(device_uuid), state, timeout=services.agent_ttl())
+    return text(state["checksum"])
+
+
+@agent_view("GET", "HEAD")
+def download_config(request, device_id):
+    key = required(request.GET, "key")
+    device_uuid = parse_device_id(device_id)
+    state, _ = _agent_state(device_uuid, key)
+    archive = cache.get(services.archive_cache_key(device_uuid))
+    if archive is None:  # evicted independently of the state: render again
+        cache.delete(services.agent_cache_key(device_uuid))
+        state, _ = _agent_state(device_uuid, key)
+        archive = cache.get(services.archive_cache_key(device_uuid))
+    if _note_addresses(device_uuid, request, state):
+        cache.set(services.agent_cache_key(device_uuid), state, timeout=services.agent_ttl())
+    response = text(archive, content_type="application/octet-stream")
+    response["Content-Disposition"] = f"attachment; filename={state['name']}.tar.gz"
+    return response
+
+
+@agent_view("POST")
+def report_status(request, device_id):
+    key = required(request.POST, "key")
+    status = required(request.POST, "status")
+    if status not in (ConfigStatus.APPLIED, ConfigStatus.ERROR):
+        raise AgentError(400, 'status must be "applied" or "error"')
+    device = load_device(device_id, key)
+    config = device.config
+    if status == ConfigStatus.APPLIED and config.status == ConfigStatus.DEACTIVATING:
+        status = ConfigStatus.DEACTIVATED  # the agent applied the empty configuration
+    error_reason = request.POST.get("error_reason", "")[:1024] if status == ConfigStatus.ERROR else ""
+    Config.objects.filter(pk=config.pk).update(status=status, error_reason=error_reason)
+    return text(f"report-result: success\ncurrent-status: {status}\n")
+
+
+@agent_view("POST")
+def update_info(request, device_id):
+    key = required(request.POST, "key")
+    device = load_device(device_id, key)
+    updates = {name: request.POST[name][:128] for name in ("model", "os", "system") if name in request.POST}
+    if updates:
+        Device.objects.filter(pk=device.pk).update(**updates)
+        services.forget_agent_cache(device.pk)  # system variables may render differently
+    return text("update-info: success\n")
+
+
+@agent_view("POST")
+def register(request):
+    data = request.POST
+    secret = required(data, "secret")
+    for name in ("name", "mac_address", "backend"):
+        required(data, name)
+    settings_row = services.organization_for_secret(secret)
+    if settings_row is None or not settings_row.organization.is_active:
+        raise AgentError(403, "unrecognized secret")
+    if not settings_row.registration_enabled:
+        raise AgentError(403, "registration disabled")
+    organization = settings_row.organization
+    fields = {name: data.get(name, "") for name in DEVICE_FIELDS}
+    fields.update(name=data["name"], mac_address=data["mac_address"])
+    if data.get("management_ip"):
+        fields["management_ip"] = data["management_ip"]
+    tags = [tag for tag in data.get("tags", "").replace(",", " ").split() if tag]
+    try:
+        with transaction.atomic():
+            device, is_new = services.register_device(
+                organization=organization,
+                key=data.get("key") or None,
+                backend=data["backend"],
+                tags=tags,
+                fields=fields,
+                last_ip=client_ip(request),
+            )
+    except services.DeviceDeactivated:
+        raise AgentError(403, "device deactivated") from None
+    except ValidationError as exc:
+        raise AgentError(400, _validation_text(exc)) from None
+    except IntegrityError:
+        raise AgentError(400, "a device with this name or MAC address already exists") from None
+    except NetfleetError as exc:
+        raise AgentError(exc.status_code if exc.status_code < 500 else 400, exc.message) from None
+    body = (
+        "registration-result: success\n"
+        f"uuid: {device.pk.hex}\n"
+        f"key: {device.key}\n"
+        f"hostname: {device.name}\n"
+        f"is-new: {int(is_new)}\n"
+    )
+    return text(body, status=201)
+
+
+def _validation_text(exc):
+    if hasattr(exc, "error_dict"):
+        return "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items())
+    return " ".join(exc.messages)
