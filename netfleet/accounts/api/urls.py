@@ -3,11 +3,16 @@ from django.urls import path
 from netfleet.core.api.routers import NetfleetRouter
 
 from . import auth, views
+from .directory import AuditEventViewSet, MembershipViewSet, OrganizationViewSet, UserViewSet
 
 app_name = "accounts-api"
 
 router = NetfleetRouter()
 router.register("sites", views.SiteViewSet, basename="site")
+router.register("organizations", OrganizationViewSet, basename="organization")
+router.register(r"organizations/(?P<organization_id>[^/.]+)/members", MembershipViewSet, basename="organization-member")
+router.register("users", UserViewSet, basename="user")
+router.register("audit", AuditEventViewSet, basename="audit-event")
 router.register("api-keys", auth.ApiKeyViewSet, basename="api-key")
 
 auth_urlpatterns = [

@@ -1,5 +1,7 @@
 """Serializer base: model validation runs through `Model.clean()`, and organization choices follow the caller."""
 
+import copy
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
@@ -26,7 +28,8 @@ class NetfleetModelSerializer(serializers.ModelSerializer):
     def validate(self, attrs):
         attrs = super().validate(attrs)
         model = self.Meta.model
-        instance = self.instance or model()
+        # validate a copy: the instance itself must keep its stored values until the service saves it
+        instance = copy.copy(self.instance) if self.instance is not None else model()
         concrete = {f.name for f in model._meta.concrete_fields}
         for name, value in attrs.items():
             if name in concrete:
