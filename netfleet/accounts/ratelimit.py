@@ -30,6 +30,8 @@ logger = logging.getLogger("netfleet.ratelimit")
 
 LIMITED_PREFIXES = ("/api/", "/routers/", "/users/")
 AUTH_PREFIXES = ("/api/v1/auth/", "/users/login/", "/users/api-key-login/")
+# Device-facing endpoints authenticated by the device key (`?key=`): counted per device, not per address.
+DEVICE_KEY_PREFIXES = ("/api/v1/monitoring/device/",)
 # Load balancer probes (paths are seen after PathNormalizerMiddleware added the trailing slash).
 EXEMPT = frozenset({("GET", "/api/v1/health/"), ("HEAD", "/api/v1/health/")})
 
@@ -97,6 +99,10 @@ def client_address(request):
 def caller_identity(request, *, trust_api_key=True):
     """`user:<sub>` for a valid access JWT, `key:<prefix>` for an X-API-Key, else `ip:<address>`. No DB query:
     the JWT is checked by its signature, the API key not at all (the authentication class does that later)."""
+    if request.path_info.startswith(DEVICE_KEY_PREFIXES) and request.GET.get("key"):
+        # a device posting with its own key: its own bucket, so a fleet behind one NAT address is not throttled
+        # as a single caller (the key itself is checked by the view)
+        return f"device:{request.path_info[len(DEVICE_KEY_PREFIXES[0]) :].split('/', 1)[0]}"
     header = request.META.get("HTTP_AUTHORIZATION", "").split()
     if len(header) == 2 and header[0].lower() == "bearer":
         identity = _user_from_jwt(header[1])

@@ -7,18 +7,27 @@ for exactly the configs it affects (a few inline, many in background chunks).
 
 import hashlib
 import secrets
+from collections import defaultdict
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from netfleet.core.exceptions import Conflict, NetfleetError
 
 from . import rendering
-from .choices import ConfigStatus
-from .models import Config, ConfigTemplate, Device, OrganizationConfigSettings, Template, normalize_mac
+from .choices import ConfigBackend, ConfigStatus
+from .models import (
+    Config,
+    ConfigTemplate,
+    Device,
+    DeviceGroup,
+    OrganizationConfigSettings,
+    Template,
+    normalize_mac,
+)
 
 AGENT_CACHE_PREFIX = "controller:agent:"
 ARCHIVE_CACHE_PREFIX = "controller:archive:"
@@ -263,8 +272,10 @@ def refresh_affected(*, config_ids):
     """Refresh a set of configs: inline when few, in background chunks when many."""
     config_ids = list(config_ids)
     inline_limit = settings.NETFLEET_CONTROLLER_INLINE_REFRESH
-    for config_id in config_ids:
-        forget_agent_cache_for_config(config_id)
+    device_ids = Config.objects.filter(pk__in=config_ids).values_list("device_id", flat=True)
+    cache.delete_many(
+        [key for device_id in device_ids for key in (agent_cache_key(device_id), archive_cache_key(device_id))]
+    )
     if len(config_ids) <= inline_limit:
         return refresh_configs(config_ids)
     from . import tasks
@@ -326,3 +337,234 @@ def forget_agent_cache_for_config(config_id):
 
 class InvalidConfiguration(NetfleetError):
     status_code = 422
+
+
+# --- REST API: downloads, group templates, template and group lifecycle, organization settings --------------
+
+
+class DeviceHasNoConfig(Conflict):
+    default_message = "The device has no configuration"
+
+
+def render_device_archive(*, device):
+    """The tar.gz the device's agent would download, rendered now from the stored configuration."""
+    config = _configs_for_render(Config.objects.filter(device=device).values("pk")).first()
+    if config is None:
+        raise DeviceHasNoConfig()
+    archive, _checksum = render_config(config)
+    return archive
+
+
+def group_templates(group, backend=None):
+    """A group's templates in a stable order (by name: the many-to-many keeps no order of its own)."""
+    if group is None:
+        return []
+    templates = group.templates.order_by("name", "pk")
+    return list(templates.filter(backend=backend) if backend else templates)
+
+
+def with_group_templates(templates, group, backend):
+    """`templates`, then the group's templates of that backend that are not already among them."""
+    chosen = list(dict.fromkeys(templates))
+    return chosen + [template for template in group_templates(group, backend) if template not in chosen]
+
+
+@transaction.atomic
+def create_device_with_group_templates(*, organization, config=None, templates=None, tags=(), **fields):
+    """`create_device`, adding the group's templates after the chosen (or default) ones, as a device joining
+    a group gets them."""
+    group = fields.get("group")
+    if group is not None:
+        backend = (config or {}).get("backend") or ConfigBackend.OPENWRT
+        chosen = templates if templates is not None else default_templates(organization.pk, backend, tags)
+        templates = with_group_templates(chosen, group, backend)
+    return create_device(organization=organization, config=config, templates=templates, tags=tags, **fields)
+
+
+@transaction.atomic
+def update_device_with_group_templates(*, device, config=None, templates=None, **fields):
+    """`update_device`; a device moving to another group trades the old group's templates (unless required,
+    or listed in `templates`) for the new group's, which go after its own."""
+    if "group" in fields:
+        # compare with the stored group: the caller's instance may already carry the new one
+        stored_group_id = Device.objects.filter(pk=device.pk).values_list("group_id", flat=True).first()
+        new_group = fields["group"]
+        if stored_group_id != (new_group.pk if new_group else None):
+            old_group = DeviceGroup.objects.filter(pk=stored_group_id).first() if stored_group_id else None
+            backend = (config or {}).get("backend") or device.config.backend
+            if templates is None:
+                leaving = set(group_templates(old_group)) - set(group_templates(new_group))
+                current = device.config.ordered_templates()
+                templates = [t for t in current if t not in leaving or t.required]
+            templates = with_group_templates(templates, new_group, backend)
+    return update_device(device=device, config=config, templates=templates, **fields)
+
+
+def configs_in_group(group):
+    return Config.objects.filter(device__group=group).values_list("pk", flat=True)
+
+
+def _check_group_templates(group, templates):
+    foreign = [t for t in templates if t.organization_id not in (None, group.organization_id)]
+    if foreign:
+        raise ValidationError({"templates": [f"Template {t.pk} belongs to another organization." for t in foreign]})
+
+
+def _append_group_templates_to_members(group):
+    """Give every member config the group's templates it lacks (matching its backend), after its own."""
+    templates = group_templates(group)
+    if not templates:
+        return
+    members = Config.objects.filter(device__group=group)
+    linked, last_order = defaultdict(set), defaultdict(lambda: -1)
+    for config_id, template_id, order in ConfigTemplate.objects.filter(config__in=members).values_list(
+        "config_id", "template_id", "order"
+    ):
+        linked[config_id].add(template_id)
+        last_order[config_id] = max(last_order[config_id], order)
+    links = []
+    for config_id, backend in members.values_list("pk", "backend"):
+        for template in templates:
+            if template.backend == backend and template.pk not in linked[config_id]:
+                last_order[config_id] += 1
+                links.append(ConfigTemplate(config_id=config_id, template=template, order=last_order[config_id]))
+    ConfigTemplate.objects.bulk_create(links, batch_size=1000)
+
+
+def _set_group_templates(group, templates):
+    """Store a group's templates and apply the change to its members; True if the set changed."""
+    _check_group_templates(group, templates)
+    old, new = set(group_templates(group)), set(templates)
+    if old == new:
+        return False
+    group.templates.set(new)
+    leaving = [t for t in old - new if not t.required]
+    ConfigTemplate.objects.filter(config__device__group=group, template__in=leaving).delete()
+    _append_group_templates_to_members(group)
+    return True
+
+
+@transaction.atomic
+def create_group(*, templates=(), **fields):
+    group = DeviceGroup(**fields)
+    group.full_clean()
+    _check_group_templates(group, templates)
+    group.save()
+    group.templates.set(templates)
+    return group
+
+
+@transaction.atomic
+def update_group(*, group, templates=None, **fields):
+    """Update a group. Changing its variables or templates refreshes its members' configs; templates that
+    leave the group leave its members too (unless required), new ones are appended to theirs."""
+    stored_context = DeviceGroup.objects.filter(pk=group.pk).values_list("context", flat=True).first()
+    for name, value in fields.items():
+        setattr(group, name, value)
+    group.full_clean()
+    group.save()
+    changed = group.context != stored_context
+    if templates is not None:
+        changed = _set_group_templates(group, templates) or changed
+    if changed:
+        refresh_affected(config_ids=configs_in_group(group))
+    return group
+
+
+@transaction.atomic
+def delete_group(*, group):
+    """Delete a group: its members stay, without the group's templates (except required ones) or variables."""
+    config_ids = list(configs_in_group(group))
+    leaving = [t for t in group_templates(group) if not t.required]
+    ConfigTemplate.objects.filter(config__device__group=group, template__in=leaving).delete()
+    group.delete()
+    refresh_affected(config_ids=config_ids)
+
+
+def _add_required_template(template):
+    """A required template applies to every config of its organization (all organizations if shared) and
+    backend; configs that lack it get it first, as `set_templates` places required templates."""
+    configs = Config.objects.filter(backend=template.backend).exclude(template_links__template=template)
+    if template.organization_id:
+        configs = configs.filter(device__organization_id=template.organization_id)
+    config_ids = list(configs.values_list("pk", flat=True))
+    if not config_ids:
+        return
+    ConfigTemplate.objects.filter(config__in=configs).update(order=F("order") + 1)
+    ConfigTemplate.objects.bulk_create(
+        [ConfigTemplate(config_id=pk, template=template, order=0) for pk in config_ids], batch_size=1000
+    )
+
+
+@transaction.atomic
+def create_template(**fields):
+    template = Template(**fields)
+    template.full_clean()
+    template.save()
+    if template.required:
+        _add_required_template(template)
+        refresh_affected(config_ids=configs_using_template(template))
+    return template
+
+
+@transaction.atomic
+def update_template(*, template, **fields):
+    """Update a template and refresh the configs that use it (directly or through a group); a template that
+    becomes required is added to every config it applies to."""
+    for name, value in fields.items():
+        setattr(template, name, value)
+    template.full_clean()
+    template.save()
+    if template.required:
+        _add_required_template(template)
+    refresh_affected(config_ids=configs_using_template(template))
+    return template
+
+
+@transaction.atomic
+def delete_template(*, template):
+    config_ids = list(configs_using_template(template))
+    template.delete()
+    refresh_affected(config_ids=config_ids)
+
+
+@transaction.atomic
+def update_organization_settings(*, settings_row, regenerate_secret=False, **fields):
+    """Update an organization's controller settings. New variables (`context`) refresh every config of the
+    organization; `regenerate_secret` replaces the shared secret that devices register with."""
+    stored_context = (
+        OrganizationConfigSettings.objects.filter(pk=settings_row.pk).values_list("context", flat=True).first()
+    )
+    for name, value in fields.items():
+        setattr(settings_row, name, value)
+    settings_row.full_clean()
+    settings_row.save()
+    if regenerate_secret:
+        regenerate_shared_secret(settings_row)
+    if settings_row.context != stored_context:
+        refresh_affected(
+            config_ids=Config.objects.filter(device__organization_id=settings_row.organization_id).values_list(
+                "pk", flat=True
+            )
+        )
+    return settings_row
+
+
+# Lookups from a certificate's common name to a device group, registered by the apps that own certificates and
+# VPN clients (they build on the controller, so the controller cannot import them): each is called as
+# lookup(common_name=..., groups=..., organization_slugs=...) and returns a group of `groups` or None.
+CERTIFICATE_GROUP_LOOKUPS = []
+
+
+def group_for_certificate(*, common_name, groups, organization_slugs=()):
+    """The group (among `groups`, the caller's) of the device whose VPN client certificate is named
+    `common_name`, optionally only for certificates of the organizations with those slugs; None if none.
+
+    The VPN app appends its lookup to CERTIFICATE_GROUP_LOOKUPS in its AppConfig.ready() (certificate ->
+    VPN client -> config -> device -> group); until one is registered no common name is known.
+    """
+    for lookup in CERTIFICATE_GROUP_LOOKUPS:
+        group = lookup(common_name=common_name, groups=groups, organization_slugs=tuple(organization_slugs))
+        if group is not None:
+            return group
+    return None

@@ -362,3 +362,14 @@ def test_limit_is_shared_by_two_instances_through_redis(test_redis_url):
             instance.stop()
         store.flushdb()
         store.close()
+
+
+@override_settings(NETFLEET_RATELIMIT_BURST=(2, 1))
+def test_devices_behind_one_address_have_their_own_buckets(api_client):
+    """Monitoring agents post with their device key: each device is its own caller, not their shared NAT IP."""
+    for device in ("a" * 32, "b" * 32):
+        for _ in range(2):
+            response = api_client.post(f"/api/v1/monitoring/device/{device}/?key=x", {}, format="json")
+            assert response.status_code != 429
+    third = api_client.post(f"/api/v1/monitoring/device/{'a' * 32}/?key=x", {}, format="json")
+    assert third.status_code == 429

@@ -15,7 +15,10 @@ class NetfleetModelSerializer(serializers.ModelSerializer):
 
     def get_fields(self):
         fields = super().get_fields()
-        organization = next((f for f in fields.values() if f.source == "organization"), None)
+        # fields are not bound yet here: an implicit field has no source, so match its name too
+        organization = next(
+            (f for name, f in fields.items() if "organization" in (name, getattr(f, "source", None))), None
+        )
         request = self.context.get("request")
         view = self.context.get("view")
         if organization is not None and not organization.read_only and request is not None:
