@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class HotspotConfig(AppConfig):
+    name = "netfleet.hotspot"
+    label = "hotspot"
+    verbose_name = "Hotspot packages"
