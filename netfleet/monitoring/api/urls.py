@@ -1,0 +1,20 @@
+"""The monitoring routes (monitoring-api.txt), mounted at /api/v1/ with the spec's paths."""
+
+from django.urls import path
+
+from netfleet.core.api.routers import NetfleetRouter
+
+from . import views
+
+app_name = "monitoring-api"
+
+router = NetfleetRouter()
+router.register("monitoring/wifi-session", views.WifiSessionViewSet, basename="wifi-session")
+
+urlpatterns = [
+    path("monitoring/device/", views.DeviceMonitoringViewSet.as_view({"get": "list"}), name="device-list"),
+    path("monitoring/device/<str:pk>/", views.DeviceMetricView.as_view(), name="device-metric"),
+    path("monitoring/device/<str:pk>/nearby-devices/", views.NearbyDeviceView.as_view(), name="nearby-devices"),
+    path("monitoring/dashboard/", views.DashboardView.as_view(), name="dashboard"),
+    *router.urls,
+]

@@ -1,0 +1,181 @@
+"""The time series store behind a small backend interface, with the SQL implementation on the main database.
+
+A point is (device_id, metric, tag, field, time, value); `time` is an integer of microseconds since the epoch, so a
+bucket is `time / bucket` (integer division) on SQLite and PostgreSQL alike. Writes are multi-row
+`INSERT ... ON CONFLICT DO NOTHING` statements (no ORM object per point): a resent document's points collide with
+the unique key (device, metric, time, tag, field) and are dropped. That key is also the index of a device's chart
+query. Points older than the raw retention are downsampled into hourly rollups (count, sum, min, max), and rollups
+older than their own retention are deleted. `get_backend()` returns the configured backend
+(NETFLEET_MONITORING_TIMESERIES_BACKEND), so a dedicated TSDB can implement the same interface.
+"""
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Max, Min, Sum
+from django.utils.module_loading import import_string
+
+from .models import Point, Rollup
+
+MICROSECONDS = 1_000_000
+HOUR = 3600 * MICROSECONDS
+WRITE_BATCH = 1000  # rows per INSERT: 6 parameters each, well under SQLite's variable limit
+
+
+def to_us(moment: datetime) -> int:
+    """A timezone-aware datetime as integer microseconds since the epoch."""
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * MICROSECONDS + delta.microseconds
+
+
+def from_us(value: int) -> datetime:
+    return datetime.fromtimestamp(value // MICROSECONDS, tz=UTC).replace(microsecond=value % MICROSECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Aggregates of one series in one bucket."""
+
+    metric: str
+    tag: str
+    field: str
+    time: int  # bucket start, µs
+    count: int
+    sum: float
+    min: float
+    max: float
+
+
+class TimeSeriesBackend:
+    """What the monitoring app needs from a time series database."""
+
+    def write(self, points) -> int:
+        """Store (device_id, metric, tag, field, time_us, value) tuples in batches; returns how many were new."""
+        raise NotImplementedError
+
+    def aggregate(self, *, device_ids, metrics, start, end, bucket, by_device=False) -> list:
+        """Buckets of `bucket` µs over [start, end) for these devices (ids or a queryset of devices) and metrics.
+        With `by_device`, one list per device: {device_id: [Bucket]}."""
+        raise NotImplementedError
+
+    def latest(self, *, device_id, metric, tag, fields, before) -> dict:
+        """{field: value} of the newest point of a series strictly before `before` (µs)."""
+        raise NotImplementedError
+
+    def downsample(self, *, before) -> int:
+        """Move raw points older than `before` (µs, rounded down to the hour) into hourly rollups."""
+        raise NotImplementedError
+
+    def expire(self, *, before) -> int:
+        """Delete rollups older than `before` (µs)."""
+        raise NotImplementedError
+
+
+class SQLBackend(TimeSeriesBackend):
+    def write(self, points) -> int:
+        points = list(points)
+        if not points:
+            return 0
+        prep = Point._meta.get_field("device").target_field.get_db_prep_value
+        table = connection.ops.quote_name(Point._meta.db_table)
+        written = 0
+        with connection.cursor() as cursor:
+            for offset in range(0, len(points), WRITE_BATCH):
+                chunk = points[offset : offset + WRITE_BATCH]
+                params = []
+                for device_id, metric, tag, field, time, value in chunk:
+                    params += [prep(device_id, connection, prepared=False), metric, tag, field, time, value]
+                rows = ",".join(["(%s,%s,%s,%s,%s,%s)"] * len(chunk))
+                cursor.execute(
+                    f"INSERT INTO {table} (device_id, metric, tag, field, time, value) "  # noqa: S608 - no user text
+                    f"VALUES {rows} ON CONFLICT DO NOTHING",
+                    params,
+                )
+                written += max(cursor.rowcount, 0)
+        return written
+
+    @staticmethod
+    def _device_filter(device_ids):
+        if isinstance(device_ids, str | uuid.UUID):
+            return {"device_id": device_ids}
+        return {"device_id__in": device_ids}
+
+    def aggregate(self, *, device_ids, metrics, start, end, bucket, by_device=False):
+        group = ("device_id", "metric", "tag", "field", "bucket") if by_device else ("metric", "tag", "field", "bucket")
+        common = {**self._device_filter(device_ids), "metric__in": list(metrics), "time__gte": start, "time__lt": end}
+        raw = (
+            Point.objects.filter(**common)
+            .exclude(field__endswith="_counter")
+            .annotate(bucket=F("time") / bucket)
+            .values(*group)
+            .annotate(n=Count("id"), total=Sum("value"), low=Min("value"), high=Max("value"))
+            .order_by()
+        )
+        rolled = (
+            Rollup.objects.filter(**common)
+            .exclude(field__endswith="_counter")
+            .annotate(bucket=F("time") / bucket)
+            .values(*group)
+            .annotate(n=Sum("count"), total=Sum("sum"), low=Min("min"), high=Max("max"))
+            .order_by()
+        )
+        merged = {}
+        for row in [*raw, *rolled]:
+            key = tuple(row[name] for name in group)
+            seen = merged.get(key)
+            if seen is None:
+                merged[key] = [row["n"], row["total"], row["low"], row["high"]]
+            else:
+                seen[0] += row["n"]
+                seen[1] += row["total"]
+                seen[2], seen[3] = min(seen[2], row["low"]), max(seen[3], row["high"])
+        result = defaultdict(list) if by_device else []
+        for key in sorted(merged, key=lambda k: tuple(str(part) for part in k)):
+            n, total, low, high = merged[key]
+            metric, tag, field, index = key[-4:]
+            item = Bucket(metric, tag, field, index * bucket, int(n), float(total), float(low), float(high))
+            (result[key[0]] if by_device else result).append(item)
+        return result
+
+    def latest(self, *, device_id, metric, tag, fields, before):
+        rows = (
+            Point.objects.filter(device_id=device_id, metric=metric, tag=tag, field__in=fields, time__lt=before)
+            .order_by("-time")
+            .values_list("field", "value", "time")[: len(fields)]
+        )
+        rows = list(rows)
+        if not rows:
+            return {}
+        newest = rows[0][2]
+        return {field: value for field, value, time in rows if time == newest}
+
+    def downsample(self, *, before):
+        before -= before % HOUR
+        point, rollup = Point._meta.db_table, Rollup._meta.db_table
+        lowest, highest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
+        # Normally every hour moves at once; the upsert folds in points of an already rolled-up hour that a device
+        # sent late (offline backfill older than the raw retention).
+        sql = (
+            f"INSERT INTO {rollup} (device_id, metric, tag, field, time, count, sum, min, max) "  # noqa: S608
+            f"SELECT device_id, metric, tag, field, (time / {HOUR}) * {HOUR}, COUNT(*), SUM(value), MIN(value), "
+            f"MAX(value) FROM {point} WHERE time < %s GROUP BY device_id, metric, tag, field, (time / {HOUR}) "
+            f"ON CONFLICT (device_id, metric, time, tag, field) DO UPDATE SET "
+            f"count = {rollup}.count + excluded.count, sum = {rollup}.sum + excluded.sum, "
+            f"min = {lowest}({rollup}.min, excluded.min), max = {highest}({rollup}.max, excluded.max)"
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [before])
+            deleted, _ = Point.objects.filter(time__lt=before).delete()
+        return deleted
+
+    def expire(self, *, before):
+        deleted, _ = Rollup.objects.filter(time__lt=before).delete()
+        return deleted
+
+
+def get_backend() -> TimeSeriesBackend:
+    return import_string(settings.NETFLEET_MONITORING_TIMESERIES_BACKEND)()
