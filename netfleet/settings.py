@@ -79,6 +79,13 @@ INSTALLED_APPS = [
     "netfleet.core",
     "netfleet.accounts",
     "netfleet.controller",
+    "netfleet.geo",
+    "netfleet.connections",
+    "netfleet.pki",
+    "netfleet.vpn",
+    "netfleet.gateways",
+    "netfleet.hotspot",
+    "netfleet.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -366,3 +373,94 @@ NETFLEET_RATELIMIT_API = env_rate("NETFLEET_RATELIMIT_API", "600/60")  # (reques
 NETFLEET_RATELIMIT_BURST = env_rate("NETFLEET_RATELIMIT_BURST", "120/1")
 NETFLEET_RATELIMIT_AUTH = env_rate("NETFLEET_RATELIMIT_AUTH", "5/60")  # /api/v1/auth/*, /users/*login/
 NETFLEET_RATELIMIT_CACHE = os.environ.get("NETFLEET_RATELIMIT_CACHE") or "default"
+
+# --- PKI and VPN (netfleet/pki, netfleet/vpn) ---------------------------------------------------------------
+# Default validity of generated CAs and certificates, and how long a downloaded CRL is declared valid.
+NETFLEET_PKI_CA_VALIDITY_DAYS = env_int("NETFLEET_PKI_CA_VALIDITY_DAYS", 3650)
+NETFLEET_PKI_CERT_VALIDITY_DAYS = env_int("NETFLEET_PKI_CERT_VALIDITY_DAYS", 825)
+NETFLEET_PKI_CRL_VALIDITY_HOURS = env_int("NETFLEET_PKI_CRL_VALIDITY_HOURS", 24)
+# Key of CAs and certificates created automatically for VPN servers and clients: "rsa" (2048/4096) or "ec" (256/384).
+NETFLEET_VPN_KEY_TYPE = os.environ.get("NETFLEET_VPN_KEY_TYPE", "ec")
+NETFLEET_VPN_KEY_LENGTH = env_int("NETFLEET_VPN_KEY_LENGTH", 256)
+if (NETFLEET_VPN_KEY_TYPE, NETFLEET_VPN_KEY_LENGTH) not in {("rsa", 2048), ("rsa", 4096), ("ec", 256), ("ec", 384)}:
+    raise ImproperlyConfigured("NETFLEET_VPN_KEY_TYPE/_LENGTH must be rsa with 2048 or 4096, or ec with 256 or 384")
+# Diffie-Hellman parameters of OpenVPN servers, generated in the background (slow at 2048 bits and more).
+NETFLEET_VPN_DH_KEY_SIZE = env_int("NETFLEET_VPN_DH_KEY_SIZE", 2048)
+if NETFLEET_VPN_DH_KEY_SIZE < 512:
+    raise ImproperlyConfigured("NETFLEET_VPN_DH_KEY_SIZE must be at least 512")
+
+# --- Connections and commands (netfleet/connections/) --------------------------------------------------------
+# SSH timeouts (credentials' params may override them), the output kept per command, how many devices one task
+# talks to at once, retries of unreachable devices, the sweep's grace period, and configuration pushes: the
+# debounce (a checksum must stay unchanged that long), chunk size, and what each update strategy runs.
+NETFLEET_CONNECTIONS_CONNECT_TIMEOUT = env_int("NETFLEET_CONNECTIONS_CONNECT_TIMEOUT", 10)
+NETFLEET_CONNECTIONS_EXEC_TIMEOUT = env_int("NETFLEET_CONNECTIONS_EXEC_TIMEOUT", 120)
+NETFLEET_CONNECTIONS_OUTPUT_LIMIT = env_int("NETFLEET_CONNECTIONS_OUTPUT_LIMIT", 64 * 1024)
+NETFLEET_CONNECTIONS_OUTPUT_FLUSH_SECONDS = env_int("NETFLEET_CONNECTIONS_OUTPUT_FLUSH_SECONDS", 1)
+NETFLEET_CONNECTIONS_SSH_CONCURRENCY = env_int("NETFLEET_CONNECTIONS_SSH_CONCURRENCY", 100)
+NETFLEET_CONNECTIONS_COMMAND_RETRIES = env_int("NETFLEET_CONNECTIONS_COMMAND_RETRIES", 2)
+NETFLEET_CONNECTIONS_RETRY_BACKOFF = env_int("NETFLEET_CONNECTIONS_RETRY_BACKOFF", 5)
+NETFLEET_CONNECTIONS_STALE_GRACE = env_int("NETFLEET_CONNECTIONS_STALE_GRACE", 300)
+NETFLEET_CONNECTIONS_PUSH_DEBOUNCE = env_int("NETFLEET_CONNECTIONS_PUSH_DEBOUNCE", 5)
+NETFLEET_CONNECTIONS_PUSH_INTERVAL = env_int("NETFLEET_CONNECTIONS_PUSH_INTERVAL", 5)
+NETFLEET_CONNECTIONS_PUSH_CHUNK = env_int("NETFLEET_CONNECTIONS_PUSH_CHUNK", 200)
+NETFLEET_CONNECTIONS_OPENWRT_PID_FILE = os.environ.get(
+    "NETFLEET_CONNECTIONS_OPENWRT_PID_FILE", "/var/run/openwisp_config.pid"
+)
+NETFLEET_CONNECTIONS_OPENWRT_RESTART_COMMAND = os.environ.get(
+    "NETFLEET_CONNECTIONS_OPENWRT_RESTART_COMMAND", "/etc/init.d/openwisp_config restart"
+)
+NETFLEET_CONNECTIONS_LINUX_CONFIG_DIR = os.environ.get("NETFLEET_CONNECTIONS_LINUX_CONFIG_DIR", "netfleet-config")
+NETFLEET_CONNECTIONS_LINUX_APPLY_COMMAND = os.environ.get("NETFLEET_CONNECTIONS_LINUX_APPLY_COMMAND", "")
+CELERY_BEAT_SCHEDULE["connections-schedule-config-pushes"] = {
+    "task": "netfleet.connections.tasks.schedule_config_pushes",
+    "schedule": float(NETFLEET_CONNECTIONS_PUSH_INTERVAL),
+}
+CELERY_BEAT_SCHEDULE["connections-fail-stale-commands"] = {
+    "task": "netfleet.connections.tasks.fail_stale_commands",
+    "schedule": 60.0,
+}
+
+# --- Gateways and hotspot (netfleet/gateways, netfleet/hotspot) ---------------------------------------------------
+# Vendor API calls: connect timeout, read timeout (RouterOS ends a console command at 60 s, so a little more), and
+# how many gateways keep an open client (keep-alive connections) per process.
+NETFLEET_GATEWAYS_CONNECT_TIMEOUT = float(os.environ.get("NETFLEET_GATEWAYS_CONNECT_TIMEOUT") or 5)
+NETFLEET_GATEWAYS_READ_TIMEOUT = float(os.environ.get("NETFLEET_GATEWAYS_READ_TIMEOUT") or 65)
+NETFLEET_GATEWAYS_MAX_CLIENTS = env_int("NETFLEET_GATEWAYS_MAX_CLIENTS", 256)
+# Hotspot packages: the currency of organizations without hotspot settings, and vouchers per request.
+NETFLEET_HOTSPOT_DEFAULT_CURRENCY = os.environ.get("NETFLEET_HOTSPOT_DEFAULT_CURRENCY") or "KES"
+NETFLEET_HOTSPOT_MAX_VOUCHERS = env_int("NETFLEET_HOTSPOT_MAX_VOUCHERS", 500)
+
+# Monitoring (netfleet/monitoring/): the time series store and its retention, active checks, alert delivery.
+NETFLEET_MONITORING_TIMESERIES_BACKEND = os.environ.get(
+    "NETFLEET_MONITORING_TIMESERIES_BACKEND", "netfleet.monitoring.timeseries.SQLBackend"
+)
+NETFLEET_MONITORING_RAW_RETENTION_DAYS = env_int("NETFLEET_MONITORING_RAW_RETENTION_DAYS", 7)
+NETFLEET_MONITORING_ROLLUP_RETENTION_DAYS = env_int("NETFLEET_MONITORING_ROLLUP_RETENTION_DAYS", 365)
+NETFLEET_MONITORING_CHECK_INTERVAL = env_int("NETFLEET_MONITORING_CHECK_INTERVAL", 300)  # seconds
+NETFLEET_MONITORING_CHECK_CHUNK = env_int("NETFLEET_MONITORING_CHECK_CHUNK", 200)  # devices per check task
+NETFLEET_MONITORING_PING_COUNT = env_int("NETFLEET_MONITORING_PING_COUNT", 3)
+NETFLEET_MONITORING_PING_TIMEOUT = env_int("NETFLEET_MONITORING_PING_TIMEOUT", 2)  # seconds per echo
+# data_collected is healthy while the device sent data within this many seconds
+NETFLEET_MONITORING_DATA_COLLECTED_WINDOW = env_int("NETFLEET_MONITORING_DATA_COLLECTED_WINDOW", 600)
+NETFLEET_MONITORING_WEBHOOK_TIMEOUT = env_int("NETFLEET_MONITORING_WEBHOOK_TIMEOUT", 10)
+NETFLEET_MONITORING_WEBHOOK_RETRIES = env_int("NETFLEET_MONITORING_WEBHOOK_RETRIES", 5)
+NETFLEET_MONITORING_ALERT_EMAIL_FROM = os.environ.get("NETFLEET_MONITORING_ALERT_EMAIL_FROM", "netfleet@localhost")
+CELERY_BEAT_SCHEDULE["monitoring-run-checks"] = {
+    "task": "netfleet.monitoring.tasks.run_checks",
+    "schedule": NETFLEET_MONITORING_CHECK_INTERVAL,
+}
+CELERY_BEAT_SCHEDULE["monitoring-apply-retention"] = {
+    "task": "netfleet.monitoring.tasks.apply_retention",
+    "schedule": 3600,
+}
+
+# Geo (netfleet/geo): floor plan images (PNG, JPEG, GIF, WEBP) are limited in bytes and pixels; the upload views
+# accept a request body that large plus room for the other form fields. The GeoJSON map endpoint returns this
+# many locations per page unless `page_size` asks otherwise.
+NETFLEET_GEO_MAX_IMAGE_BYTES = env_int("NETFLEET_GEO_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
+NETFLEET_GEO_MAX_IMAGE_PIXELS = env_int("NETFLEET_GEO_MAX_IMAGE_PIXELS", 64_000_000)
+NETFLEET_GEO_GEOJSON_PAGE_SIZE = env_int("NETFLEET_GEO_GEOJSON_PAGE_SIZE", 1000)
+for _name in ("NETFLEET_GEO_MAX_IMAGE_BYTES", "NETFLEET_GEO_MAX_IMAGE_PIXELS", "NETFLEET_GEO_GEOJSON_PAGE_SIZE"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be a positive integer")

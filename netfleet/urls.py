@@ -10,6 +10,15 @@ api_v1 = [
     path("docs/", core_views.SwaggerView.as_view(url_name="openapi"), name="docs"),
     path("redoc/", core_views.RedocView.as_view(url_name="openapi"), name="redoc"),
     path("", include("netfleet.accounts.api.urls")),
+    path("", include("netfleet.controller.api.urls")),  # controller/… and devices/
+    # each app's api/urls.py declares its full paths under /api/v1/ (several share the controller/ prefix)
+    path("", include("netfleet.geo.api.urls")),
+    path("", include("netfleet.connections.api.urls")),
+    path("", include("netfleet.pki.api.urls")),
+    path("", include("netfleet.vpn.api.urls")),
+    path("", include("netfleet.gateways.api.urls")),
+    path("", include("netfleet.hotspot.api.urls")),
+    path("", include("netfleet.monitoring.api.urls")),
 ]
 
 # routers-api.txt login faces: the same login, answering {"error": "..."} on failure
@@ -22,6 +31,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("users/", include(users_face)),
     path("controller/", include("netfleet.controller.agent_urls")),
+    path("routers/", include("netfleet.gateways.routers_urls")),  # routers-api.txt
     path("api-auth/", include("rest_framework.urls")),
     path("admin/", admin.site.urls),
 ]

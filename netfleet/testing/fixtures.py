@@ -86,3 +86,74 @@ def test_redis_url():
         # under CI a missing live server is a failure, never a silent skip
         (pytest.fail if os.environ.get("CI") else pytest.skip)("needs the suite's Redis server (`make test`)")
     return url
+
+
+# --- gateways and hotspot (RouterOS simulator) -------------------------------------------------------------------
+
+
+@pytest.fixture
+def routeros_simulator():
+    """A RouterOS REST simulator on a free loopback port (user `admin`, password `routeros-pw`), stopped after."""
+    from netfleet.testing.routeros import RouterOSSimulator
+
+    simulator = RouterOSSimulator(username="admin", password="routeros-pw").start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def make_gateway(db, organization):
+    """make_gateway(simulator=None, **fields) -> a MikroTik Gateway (pointing at the simulator when given)."""
+    from netfleet.gateways.models import Gateway
+
+    def make(simulator=None, **fields):
+        values = {"organization": organization, "name": "Office Router", "host": "127.0.0.1", "port": 9,
+                  "username": "admin", "password": "routeros-pw"}  # fmt: skip
+        if simulator is not None:
+            values.update(host=simulator.host, port=simulator.port, username=simulator.username,
+                          password=simulator.password)  # fmt: skip
+        values.update(fields)
+        return Gateway.objects.create(**values)
+
+    return make
+
+
+# --- connections: a real sshd and a real Celery worker (netfleet/testing/sshd.py, celery_worker.py) ----------
+
+
+@pytest.fixture(scope="session")
+def sshd():
+    """A real OpenSSH server on a loopback port (one per test session): `.port`, `.user`, `.password`,
+    `.client_key`, `.home`, `.run_as_user(...)`."""
+    from netfleet.testing.sshd import SSHD, SshServer
+
+    if not os.path.exists(SSHD):
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("needs openssh-server (`make test` installs it)")
+    server = SshServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real `celery worker` process on the suite's Redis broker and this test database. Use it from
+    `django_db(transaction=True)` tests; it is stopped after the test."""
+    from django.db import connection
+
+    from netfleet.celery import app
+    from netfleet.testing.celery_worker import CeleryWorker, database_url_for, isolated_broker_url, use_broker
+
+    broker, database = os.environ.get("CELERY_BROKER_URL", ""), os.environ.get("DATABASE_URL", "")
+    if not broker.startswith("redis") or not database.startswith("postgres"):
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("needs the suite's Redis and PostgreSQL (`make test`)")
+    isolated = isolated_broker_url(broker)
+    use_broker(app, isolated)
+    worker = CeleryWorker(
+        broker_url=isolated, database_url=database_url_for(database, connection.settings_dict["NAME"])
+    )
+    try:
+        worker.start()
+        yield worker
+    finally:
+        worker.stop()
+        use_broker(app, broker)
