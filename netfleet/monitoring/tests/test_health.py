@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -244,7 +245,13 @@ class TestActiveChecks:
             device = make_device(organization, management_ip=peer_ip)
             services.run_checks(device_ids=[device.pk], now=at(0))
             assert ping_points(device)["reachable"] == 1
-            ip("netns", "delete", namespace)  # the peer and its veth pair disappear
+            ip("netns", "delete", namespace)  # the peer and its veth pair disappear...
+            # ...but the kernel tears the namespace down asynchronously: remove our end too and wait for it
+            subprocess.run(["ip", "link", "delete", host_if], capture_output=True)
+            for _ in range(50):
+                if subprocess.run(["ip", "link", "show", host_if], capture_output=True).returncode != 0:
+                    break
+                time.sleep(0.1)
             Point.objects.all().delete()
             services.run_checks(device_ids=[device.pk], now=at(5))
             assert ping_points(device) == {"reachable": 0, "loss": 100}
