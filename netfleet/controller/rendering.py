@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from netjsonconfig import OpenWisp, OpenWrt
 from netjsonconfig.exceptions import ValidationError as NetjsonValidationError
 
+from . import extensions
 from .choices import ConfigBackend
 
 BACKENDS = {ConfigBackend.OPENWRT: OpenWrt, ConfigBackend.OPENWISP: OpenWisp}
@@ -57,11 +58,14 @@ def system_context(device):
 
 
 def build_context(config, templates, organization_context):
-    """Variables, lowest priority first: system, template defaults, organization, group, device."""
+    """Variables, lowest priority first: system, template defaults, extensions (VPN clients), organization,
+    group, device."""
     device = config.device
     context = system_context(device)
     for template in templates:
         context.update(template.default_values or {})
+    if config.pk:  # per-device values of extensions (VPN clients) replace the templates' placeholders
+        context.update(extensions.extra_context(config))
     context.update(organization_context or {})
     if device.group_id:
         context.update(device.group.context or {})

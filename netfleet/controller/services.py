@@ -17,7 +17,7 @@ from django.db.models import F, Q
 
 from netfleet.core.exceptions import Conflict, NetfleetError
 
-from . import rendering
+from . import extensions, rendering
 from .choices import ConfigBackend, ConfigStatus
 from .models import (
     Config,
@@ -234,7 +234,12 @@ def delete_device(*, device, force=False):
     if not force and not device.is_deactivated and status not in (None, ConfigStatus.DEACTIVATED):
         raise DeviceIsActive()
     forget_agent_cache(device.pk)
-    device.delete()
+    with transaction.atomic():
+        config = Config.objects.filter(device=device).first()
+        if config is not None:
+            for release in extensions.CONFIG_RELEASED:
+                release(config)
+        device.delete()
 
 
 # --- config refresh and the agent cache ---------------------------------------------------------------------
@@ -256,6 +261,10 @@ def render_config(config):
 def refresh_configs(config_ids, *, force_modified=False):
     """Re-render configs; those whose checksum changed become `modified`. Returns the ids that changed."""
     changed = []
+    if extensions.TEMPLATES_CHANGED:
+        for config in Config.objects.filter(pk__in=config_ids).select_related("device"):
+            for hook in extensions.TEMPLATES_CHANGED:
+                hook(config)
     for config in _configs_for_render(config_ids):
         archive, checksum = render_config(config)
         if checksum != config.checksum or force_modified:

@@ -219,8 +219,7 @@ class TestVpnClients:
         vpn = services.create_vpn(name="hq", host="vpn.example.com", organization=organization)
         template = vpn_template(organization, vpn, "join-hq")
         assert Template.objects.get(pk=template.pk).config["openvpn"][0]["remote"][0]["host"] == "vpn.example.com"
-        config = device_with(organization, template)
-        assert services.sync_vpn_clients(config=config) == [vpn]
+        config = device_with(organization, template)  # the controller's hook made the client on assignment
         client = VpnClient.objects.get(config=config)
         leaf = x509.load_pem_x509_certificate(client.cert.certificate.encode())
         leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(vpn.ca.certificate.encode()))
@@ -228,13 +227,15 @@ class TestVpnClients:
         assert common_name == "00:11:22:33:44:55-edge-1"
         assert ExtendedKeyUsageOID.CLIENT_AUTH in leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         rendered = render_with_clients(config)
+        archive, _ = controller.render_config(controller._configs_for_render([config.pk]).get())
+        files = files_of(archive)  # the real render: the certificate travels as a file of the archive
+        assert files["etc/openvpn/hq/client.pem"].strip() == client.cert.certificate.strip()
         assert "option remote 'vpn.example.com 1194'" in rendered.replace("\n\tlist remote", "\n\toption remote")
         assert client.cert.certificate.strip().splitlines()[1] in rendered
         assert services.device_for_certificate(client.cert) == config.device
         assert services.sync_vpn_clients(config=config) == []  # idempotent
 
-        controller.update_device(device=config.device, templates=[])
-        services.sync_vpn_clients(config=config)
+        controller.update_device(device=config.device, templates=[])  # the hook revokes the client
         cert = Cert.objects.get(pk=client.cert_id)
         assert cert.revoked and not VpnClient.objects.exists()
         crl = x509.load_pem_x509_crl(
@@ -276,3 +277,24 @@ class TestVpnClients:
 
 def test_subnet_model_is_scoped(organization):
     assert Subnet.objects.visible_to(type("A", (), {"is_superuser": True})()).count() == 0
+
+
+def test_certificate_group_lookup_over_http(client_as, organization):
+    """GET /controller/cert/{common_name}/group/: certificate -> VPN client -> device -> its group."""
+    from netfleet.controller.factories import DeviceGroupFactory
+
+    client, _ = client_as(Role.NETWORK_ADMIN)
+    vpn = services.create_vpn(name="hq", host="vpn.example.com", organization=organization)
+    template = vpn_template(organization, vpn, "join-hq")
+    group = DeviceGroupFactory(organization=organization, meta_data={"captive_portal": "lobby"})
+    device = controller.create_device(
+        organization=organization, name="edge-9", mac_address="00:11:22:33:44:99", group=group, templates=[template]
+    )
+    common_name = VpnClient.objects.get(config=device.config).cert.common_name
+    response = client.get(f"/api/v1/controller/cert/{common_name}/group/?org={organization.slug}")
+    assert response.status_code == 200, response.content
+    assert response.json()["id"] == str(group.pk) and response.json()["meta_data"] == {"captive_portal": "lobby"}
+    assert client.get(f"/api/v1/controller/cert/{common_name}/group/?org=other-org").status_code == 404
+    controller.delete_device(device=device, force=True)  # releases the client: its certificate is revoked
+    assert Cert.objects.get(common_name=common_name).revoked
+    assert client.get(f"/api/v1/controller/cert/{common_name}/group/").status_code == 404

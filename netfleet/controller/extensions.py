@@ -1,0 +1,20 @@
+"""Extension points for apps built on top of the controller (VPN, ...). The controller imports none of them:
+each app appends its functions here in its AppConfig.ready()."""
+
+# fn(config) -> dict: per-device variables of a config (e.g. a VPN client's address and certificate); they
+# replace the templates' default values, and organization, group and device variables can still override them.
+CONTEXT_PROVIDERS = []
+
+# fn(config): called before a config is re-rendered after a change, so what depends on its templates
+# (VPN clients: certificates, key pairs, tunnel addresses) is created or released first.
+TEMPLATES_CHANGED = []
+
+# fn(config): called before a device (and its config) is deleted.
+CONFIG_RELEASED = []
+
+
+def extra_context(config):
+    context = {}
+    for provider in CONTEXT_PROVIDERS:
+        context.update(provider(config))
+    return context
