@@ -278,6 +278,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # several models have a `backend` field with different choices: name each enum after its meaning
+    "ENUM_NAME_OVERRIDES": {
+        "ConfigBackendEnum": "netfleet.controller.choices.ConfigBackend",
+        "VpnBackendEnum": "netfleet.vpn.choices.VpnBackend",
+    },
 }
 
 # Identity: refresh sessions, lockout, MFA challenge lifetime, API key cap, browser cookies.
