@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from netfleet.accounts.factories import TEST_PASSWORD, SiteFactory
 from netfleet.accounts.models import AuditAction, AuditEvent, RecoveryCode, RefreshToken
 from netfleet.accounts.roles import Role
+from netfleet.controller.factories import make_device
 
 pytestmark = pytest.mark.django_db
 
@@ -40,10 +41,11 @@ def enable_mfa(user):
 
 
 class TestWorkedExample:
-    """platform-api.txt "Worked example: login to list devices", steps 1-5 (devices: see the controller issue;
-    step 4 lists the caller's sites, the same site-filtered, org-scoped list shape)."""
+    """platform-api.txt "Worked example: login to list devices", steps 1-5, as written."""
 
     def run_example(self, client, user, site, *, totp=None):
+        device = make_device(site.organization, site=site)
+        make_device(site.organization)  # no site: only in the unfiltered list
         # Step 1: log in (and complete MFA when required)
         response = login(client, user.email)
         assert response.status_code == 200, response.content
@@ -66,8 +68,10 @@ class TestWorkedExample:
         # Step 3: list sites, take the first id
         items = api.get("/api/v1/sites/").json()["items"]
         assert [(s["id"], s["name"], s["slug"]) for s in items] == [(str(site.pk), site.name, site.slug)]
-        # Step 4: filter by site
-        assert api.get(f"/api/v1/sites/?site_id={items[0]['id']}").json()["total"] == 1
+        # Step 4: devices, filtered by site (and without the filter: everything the caller may see)
+        devices = api.get(f"/api/v1/devices/?site_id={items[0]['id']}").json()["items"]
+        assert [(d["id"], d["name"], d["status"]) for d in devices] == [(str(device.pk), device.name, "modified")]
+        assert api.get("/api/v1/devices/").json()["total"] == 2
         # Step 5: refresh; the old refresh token is dead at once
         new = APIClient().post("/api/v1/auth/refresh", {"refresh_token": refresh}, format="json")
         assert new.status_code == 200
