@@ -75,9 +75,10 @@ def _log(message):
 
 def run_workload(workload, context, instance, args):
     request = workload.build(context)
-    status, _ = instance.request(request.method, request.path, request.body, request.headers)
+    status, body = instance.request(request.method, request.path, request.body, request.headers)
     if not 200 <= status < 400:
-        raise BenchError(f"{request.method} {request.path} answered {status} before the run")
+        detail = body[:300].decode(errors="replace")
+        raise BenchError(f"{request.method} {request.path} answered {status} before the run: {detail}")
     script = instance.data_dir / f"{workload.name}.lua"
     script.write_text(wrk.lua_script(request.method, request.headers, request.body))
     url = instance.base_url + request.path

@@ -23,6 +23,22 @@ COMMAND_TIMEOUT = 300
 # Settings that would point the instance at servers of the caller's environment instead of the embedded defaults.
 DROPPED_ENV = ("DATABASE_URL", "CACHE_URL", "CELERY_BROKER_URL", "CHANNEL_LAYER_URL")
 
+# Bearer auth that checks the token's session (`sid` claim) needs one opened by the accounts service; a bare
+# AccessToken is enough for the JWT-only authentication that came before it.
+MINT_TOKEN = """
+from django.contrib.auth import get_user_model
+
+user = get_user_model().objects.get(username="admin")
+try:
+    from netfleet.accounts.services import start_session
+except ImportError:
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    print(AccessToken.for_user(user))
+else:
+    print(start_session(user=user).access_token)
+"""
+
 # urllib would honour http_proxy & co.; the suite only ever talks to the loopback server.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -55,6 +71,10 @@ class Instance:
             DEBUG="false",
             NETFLEET_ENVIRONMENT="production",
             LOG_LEVEL="WARNING",
+            # One client sends every request: keep the rate limiter running (its cost is part of each request)
+            # but with limits no run can reach, so the server never answers 429.
+            NETFLEET_RATELIMIT_API="1000000000/60",
+            NETFLEET_RATELIMIT_BURST="1000000000/1",
         )
         if database_url:
             self.env["DATABASE_URL"] = database_url
@@ -162,9 +182,5 @@ class Instance:
         if status != 404:
             # e.g. a reused PostgreSQL database whose admin has another password
             print(f"bench: POST /api/v1/auth/login answered {status}; minting a token instead", file=sys.stderr)
-        output = self.shell(
-            "from django.contrib.auth import get_user_model\n"
-            "from rest_framework_simplejwt.tokens import AccessToken\n"
-            "print(AccessToken.for_user(get_user_model().objects.get(username='admin')))\n"
-        )
+        output = self.shell(MINT_TOKEN)
         return output.strip().splitlines()[-1], "minted"

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "netfleet.gateways",
     "netfleet.hotspot",
     "netfleet.monitoring",
+    "netfleet.firmware",
 ]
 
 MIDDLEWARE = [
@@ -139,8 +140,12 @@ else:
                 # instead of failing with "database is locked" when a read transaction upgrades.
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                # WAL is a property of the database file, switched on once (netfleet.core.apps); setting it on
+                # every connection takes a lock that makes concurrent workers wait on each other
+                "init_command": "PRAGMA synchronous=NORMAL;",
             },
+            # keep each worker thread's connection: opening SQLite per request costs more than the query
+            "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 600),
             "TEST": {"NAME": os.environ.get("NETFLEET_TEST_SQLITE_NAME")},
         }
     }
@@ -469,3 +474,59 @@ NETFLEET_GEO_GEOJSON_PAGE_SIZE = env_int("NETFLEET_GEO_GEOJSON_PAGE_SIZE", 1000)
 for _name in ("NETFLEET_GEO_MAX_IMAGE_BYTES", "NETFLEET_GEO_MAX_IMAGE_PIXELS", "NETFLEET_GEO_GEOJSON_PAGE_SIZE"):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be a positive integer")
+
+# --- Firmware upgrades (netfleet/firmware) --------------------------------------------------------------------
+# Upgrades run on their own Celery queue so slow flashing never starves fast work (`netfleet serve --queues`
+# consumes "default,firmware"). A request records the operations; chunk tasks of NETFLEET_FIRMWARE_CHUNK devices
+# upgrade at most NETFLEET_FIRMWARE_CONCURRENCY devices at once. One upgrade gets NETFLEET_FIRMWARE_OPERATION_TIMEOUT
+# seconds (the sweep fails it after that plus the grace period); a maintenance window silences its alerts meanwhile.
+# After flashing, the device must come back within NETFLEET_FIRMWARE_REBOOT_TIMEOUT seconds (polled every
+# NETFLEET_FIRMWARE_REBOOT_POLL; a device never seen going away is checked after NETFLEET_FIRMWARE_REBOOT_DELAY).
+# OpenWrt: where the image is uploaded, the extra free space required there (bytes), the sysupgrade command (tests
+# point it at a stand-in script), whether `sysupgrade --test` checks the image first, and how the running version is
+# read (compared with the build's OS identifier, or its version number).
+NETFLEET_FIRMWARE_QUEUE = os.environ.get("NETFLEET_FIRMWARE_QUEUE") or "firmware"
+NETFLEET_FIRMWARE_MAX_IMAGE_BYTES = env_int("NETFLEET_FIRMWARE_MAX_IMAGE_BYTES", 128 * 1024 * 1024)
+NETFLEET_FIRMWARE_CONCURRENCY = env_int("NETFLEET_FIRMWARE_CONCURRENCY", 10)
+NETFLEET_FIRMWARE_CHUNK = env_int("NETFLEET_FIRMWARE_CHUNK", 50)
+NETFLEET_FIRMWARE_OPERATION_TIMEOUT = env_int("NETFLEET_FIRMWARE_OPERATION_TIMEOUT", 1800)
+NETFLEET_FIRMWARE_STALE_GRACE = env_int("NETFLEET_FIRMWARE_STALE_GRACE", 300)
+NETFLEET_FIRMWARE_MAINTENANCE_MINUTES = env_int("NETFLEET_FIRMWARE_MAINTENANCE_MINUTES", 30)
+NETFLEET_FIRMWARE_REBOOT_DELAY = float(os.environ.get("NETFLEET_FIRMWARE_REBOOT_DELAY") or 60)
+NETFLEET_FIRMWARE_REBOOT_TIMEOUT = float(os.environ.get("NETFLEET_FIRMWARE_REBOOT_TIMEOUT") or 600)
+NETFLEET_FIRMWARE_REBOOT_POLL = float(os.environ.get("NETFLEET_FIRMWARE_REBOOT_POLL") or 5)
+NETFLEET_FIRMWARE_OPENWRT_UPLOAD_DIR = os.environ.get("NETFLEET_FIRMWARE_OPENWRT_UPLOAD_DIR") or "/tmp"  # noqa: S108
+NETFLEET_FIRMWARE_OPENWRT_MIN_FREE_SPACE = env_int("NETFLEET_FIRMWARE_OPENWRT_MIN_FREE_SPACE", 1024 * 1024)
+NETFLEET_FIRMWARE_OPENWRT_UPGRADE_COMMAND = os.environ.get("NETFLEET_FIRMWARE_OPENWRT_UPGRADE_COMMAND") or "sysupgrade"
+NETFLEET_FIRMWARE_OPENWRT_UPGRADE_TIMEOUT = env_int("NETFLEET_FIRMWARE_OPENWRT_UPGRADE_TIMEOUT", 120)
+NETFLEET_FIRMWARE_OPENWRT_TEST_IMAGE = env_bool("NETFLEET_FIRMWARE_OPENWRT_TEST_IMAGE", True)
+NETFLEET_FIRMWARE_OPENWRT_VERSION_COMMAND = os.environ.get("NETFLEET_FIRMWARE_OPENWRT_VERSION_COMMAND") or (
+    '. /etc/openwrt_release && echo "$DISTRIB_DESCRIPTION"'
+)
+# image types beyond the built-in registry: JSON {"<type>": {"label": "...", "boards": ["<device model>", ...]}}
+from json import loads as _json_loads  # noqa: E402 - kept inside this block, which is appended to the file
+
+try:
+    NETFLEET_FIRMWARE_CUSTOM_IMAGE_TYPES = _json_loads(os.environ.get("NETFLEET_FIRMWARE_CUSTOM_IMAGE_TYPES") or "{}")
+except ValueError:
+    raise ImproperlyConfigured("NETFLEET_FIRMWARE_CUSTOM_IMAGE_TYPES must be a JSON object") from None
+for _name in (
+    "NETFLEET_FIRMWARE_MAX_IMAGE_BYTES",
+    "NETFLEET_FIRMWARE_CONCURRENCY",
+    "NETFLEET_FIRMWARE_CHUNK",
+    "NETFLEET_FIRMWARE_OPERATION_TIMEOUT",
+    "NETFLEET_FIRMWARE_REBOOT_TIMEOUT",
+    "NETFLEET_FIRMWARE_REBOOT_POLL",
+):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be positive")
+if not isinstance(NETFLEET_FIRMWARE_CUSTOM_IMAGE_TYPES, dict):
+    raise ImproperlyConfigured("NETFLEET_FIRMWARE_CUSTOM_IMAGE_TYPES must be a JSON object")
+CELERY_TASK_ROUTES = {
+    **globals().get("CELERY_TASK_ROUTES", {}),
+    "netfleet.firmware.tasks.run_upgrades": {"queue": NETFLEET_FIRMWARE_QUEUE},
+}
+CELERY_BEAT_SCHEDULE["firmware-fail-stale-upgrades"] = {
+    "task": "netfleet.firmware.tasks.fail_stale_upgrades",
+    "schedule": 60.0,
+}
