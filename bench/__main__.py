@@ -44,7 +44,7 @@ def parse_args(argv):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--workload", action="append", choices=list(BY_NAME), metavar="NAME",
+        "--workload", action="append", choices=[*BY_NAME, "config_render_cold"], metavar="NAME",
         help="run only this workload (repeatable); default: all",
     )  # fmt: skip
     parser.add_argument(
@@ -63,6 +63,9 @@ def parse_args(argv):
     )  # fmt: skip
     parser.add_argument("--workers", type=_bounded_int(1, 16), default=2, help="HTTP worker processes (default: 2)")
     parser.add_argument("--sites", type=_bounded_int(1, 1_000_000), default=200, help="sites to seed (default: 200)")
+    parser.add_argument(
+        "--fleet", type=_bounded_int(1, 1_000_000), default=10_000, help="devices to seed (default: 10000)"
+    )
     args = parser.parse_args(argv)
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads")
@@ -80,11 +83,13 @@ def run_workload(workload, context, instance, args):
         detail = body[:300].decode(errors="replace")
         raise BenchError(f"{request.method} {request.path} answered {status} before the run: {detail}")
     script = instance.data_dir / f"{workload.name}.lua"
-    script.write_text(wrk.lua_script(request.method, request.headers, request.body))
+    script.write_text(wrk.lua_script(request.method, request.headers, request.body, request.paths, request.lua))
     url = instance.base_url + request.path
     options = {"threads": args.threads, "connections": args.connections, "timeout": args.timeout}
-    if args.warmup:
-        wrk.run(url, script, duration=args.warmup, **options)
+    # polls of a random device fill each worker's cache first (the embedded cache is per process)
+    warmup = max(args.warmup, 5) if request.paths and request.method == "GET" else args.warmup
+    if warmup:
+        wrk.run(url, script, duration=warmup, **options)
     result = wrk.run(url, script, duration=args.duration, **options)
     return {
         "name": workload.name,
@@ -122,15 +127,26 @@ def memory(serve_pid):
 
 
 def run(args, instance):
-    selected = [BY_NAME[name] for name in dict.fromkeys(args.workload)] if args.workload else WORKLOADS
+    selected = [BY_NAME[n] for n in dict.fromkeys(args.workload) if n in BY_NAME] if args.workload else WORKLOADS
     _log(f"preparing an instance in {instance.data_dir}")
     instance.prepare()
     sites = seed.seed_sites(instance, args.sites)
+    devices, sample = seed.seed_devices(instance, args.fleet)
     instance.start()
     token, how = instance.access_token()
-    _log(f"serving on {instance.base_url} ({args.workers} HTTP workers, {sites} sites, token by {how})")
+    _log(
+        f"serving on {instance.base_url} ({args.workers} HTTP workers, {sites} sites, {devices} devices, "
+        f"token by {how})"
+    )
     idle = memory(instance.process.pid)
-    context = Context(base_url=instance.base_url, token=token, sites=sites)
+    _status, body = instance.request(
+        "GET", "/api/v1/organizations/?slug=default", None, {"Authorization": f"Bearer {token}"}
+    )
+    organization = json.loads(body)["items"][0]["id"]
+    context = Context(
+        base_url=instance.base_url, token=token, sites=sites, devices=devices, sample=tuple(sample),
+        organization=organization,
+    )  # fmt: skip
 
     ok = True
     for workload in selected:
@@ -143,6 +159,11 @@ def run(args, instance):
             line["error"] = str(exc)
         ok = ok and not line.get("error") and line["errors"] == 0
         print(json.dumps(line), flush=True)
+
+    if not args.workload or "config_render_cold" in args.workload:
+        rendered = seed.render_cold(instance)
+        rate = round(rendered["configs"] / rendered["seconds"], 1) if rendered["seconds"] else None
+        print(json.dumps({"name": "config_render_cold", "configs": rendered["configs"], "configs_per_s": rate}))
 
     after = memory(instance.process.pid)
     print(json.dumps({"name": "rss", **after, "idle_rss_mb": idle["rss_mb"]}), flush=True)

@@ -23,3 +23,69 @@ def seed_sites(instance, count):
     """
     output = instance.shell(SITES.format(count=int(count)))
     return int(output.strip().splitlines()[-1])
+
+
+DEVICES = """
+import json, random
+from netfleet.accounts.models import Organization
+from netfleet.controller.models import Config, Device, Template, ConfigTemplate
+
+organization = Organization.objects.get(slug="default")
+template, _ = Template.objects.get_or_create(
+    organization=organization, name="bench-lan",
+    defaults={{"config": {{"interfaces": [{{"name": "lan", "type": "bridge", "bridge_members": ["eth0"]}}]}}}},
+)
+existing = Device.objects.filter(organization=organization, name__startswith="bench-").count()
+devices = [
+    Device(organization=organization, name=f"bench-{{i:07d}}", key=f"{{i:032x}}",
+           mac_address=":".join(f"{{(i >> s) & 0xFF:02X}}" for s in (40, 32, 24, 16, 8, 0)))
+    for i in range(existing, {count})
+]
+Device.objects.bulk_create(devices, batch_size=2000)
+new = list(Device.objects.filter(organization=organization, config__isnull=True).values_list("pk", flat=True))
+Config.objects.bulk_create(
+    [Config(device_id=pk, config={{"general": {{"hostname": "{{{{ name }}}}"}}}}) for pk in new], batch_size=2000
+)
+ConfigTemplate.objects.bulk_create(
+    [ConfigTemplate(config=c, template=template, order=0) for c in Config.objects.filter(device_id__in=new)],
+    batch_size=2000,
+)
+sample = list(Device.objects.filter(organization=organization).values_list("pk", "key")[: {count}])
+random.Random(7).shuffle(sample)
+print(json.dumps({{"devices": Device.objects.filter(organization=organization).count(),
+                  "sample": [[pk.hex, key] for pk, key in sample[: {sample}]]}}))
+"""
+
+
+def seed_devices(instance, count, sample=1000):
+    """A fleet of `count` devices (each with a config and a template) in the default organization, written in
+    bulk (the workloads measure serving, not seeding). Returns (device count, [(id hex, key)] sample)."""
+    import json
+
+    output = instance.shell(DEVICES.format(count=int(count), sample=int(sample)))
+    data = json.loads(output.strip().splitlines()[-1])
+    return data["devices"], [tuple(item) for item in data["sample"]]
+
+
+RENDER_COLD = """
+import json, time
+from django.core.cache import cache
+from netfleet.controller import services
+from netfleet.controller.models import Config
+
+ids = list(Config.objects.values_list("pk", flat=True)[: {count}])
+cache.clear()
+started = time.perf_counter()
+configs = list(services._configs_for_render(ids))
+for config in configs:
+    services.render_config(config)
+elapsed = time.perf_counter() - started
+print(json.dumps({{"configs": len(configs), "seconds": round(elapsed, 3)}}))
+"""
+
+
+def render_cold(instance, count=500):
+    """Render `count` configs with an empty cache, in one process: configs per second."""
+    import json
+
+    return json.loads(instance.shell(RENDER_COLD.format(count=int(count))).strip().splitlines()[-1])

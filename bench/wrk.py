@@ -26,12 +26,18 @@ def _lua_string(value):
     return f'"{escaped}"'
 
 
-def lua_script(method, headers, body=None):
-    """A wrk script that sends every request with this method, headers and body."""
+def lua_script(method, headers, body=None, paths=None, lua=None):
+    """A wrk script that sends every request with this method, headers and body; with `paths`, each request
+    goes to a random one of them (e.g. a different device per poll); `lua` may define its own `request()`."""
     lines = [f"wrk.method = {_lua_string(method)}"]
     lines += [f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}" for name, value in headers.items()]
     if body is not None:
         lines.append(f"wrk.body = {_lua_string(body.decode() if isinstance(body, bytes) else body)}")
+    if paths:
+        lines.append("local paths = {" + ", ".join(_lua_string(path) for path in paths) + "}")
+        lines.append("request = function() return wrk.format(nil, paths[math.random(#paths)]) end")
+    if lua:
+        lines.append(lua)
     return "\n".join(lines) + "\n"
 
 

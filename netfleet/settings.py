@@ -169,7 +169,17 @@ if _cache_url:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": _cache_prefix}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "KEY_PREFIX": _cache_prefix,
+            # Django's default (300 entries) would evict the agent answers of any real fleet on every poll
+            "OPTIONS": {"MAX_ENTRIES": env_int("NETFLEET_LOCAL_CACHE_ENTRIES", 200_000)},
+        }
+    }
+# A process-local cache cannot be invalidated by another process, so what other processes may change (the
+# agent's checksum) is kept only briefly there; with a shared cache (Redis) it stays until invalidated.
+NETFLEET_SHARED_CACHE = bool(_cache_url)
 
 # Celery: a filesystem broker works across processes on one host without a server; Redis at scale.
 BROKER_DIR = DATA_DIR / "broker"
@@ -350,7 +360,9 @@ LOGGING = {
 # and how long the agent's answers (checksum, archive) stay cached.
 NETFLEET_CONTROLLER_INLINE_REFRESH = env_int("NETFLEET_CONTROLLER_INLINE_REFRESH", 50)
 NETFLEET_CONTROLLER_REFRESH_CHUNK = env_int("NETFLEET_CONTROLLER_REFRESH_CHUNK", 500)
-NETFLEET_CONTROLLER_AGENT_CACHE_SECONDS = env_int("NETFLEET_CONTROLLER_AGENT_CACHE_SECONDS", 24 * 3600)
+NETFLEET_CONTROLLER_AGENT_CACHE_SECONDS = env_int(
+    "NETFLEET_CONTROLLER_AGENT_CACHE_SECONDS", 24 * 3600 if NETFLEET_SHARED_CACHE else 15
+)
 
 NETFLEET_ADMIN_EMAIL = os.environ.get("NETFLEET_ADMIN_EMAIL", "admin@example.com")
 

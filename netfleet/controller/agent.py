@@ -104,15 +104,18 @@ def _note_addresses(device_id, request, cached):
 
 
 def _agent_state(device_id, key):
-    """(cached state, from_cache) for a device; rebuilds the cache entry from the database on a miss."""
+    """(state, from_cache) for a device. On a cache miss the stored checksum answers (one query); only a config
+    never rendered is rendered here."""
     cached = cache.get(services.agent_cache_key(device_id))
     if cached is not None:
         if cached["key"] != key:
             raise AgentError(403, "wrong key")
         return cached, True
     device = load_device(device_id.hex, key)
-    archive, checksum = services.render_config(services._configs_for_render([device.config.pk]).get())
-    return services.remember_agent_answer(device, checksum, archive), False
+    if device.config.checksum:
+        return services.remember_agent_state(device, device.config.checksum), False
+    services.refresh_configs([device.config.pk])
+    return cache.get(services.agent_cache_key(device_id)), False
 
 
 @agent_view("GET", "HEAD")
@@ -131,9 +134,12 @@ def download_config(request, device_id):
     device_uuid = parse_device_id(device_id)
     state, _ = _agent_state(device_uuid, key)
     archive = cache.get(services.archive_cache_key(device_uuid))
-    if archive is None:  # evicted independently of the state: render again
-        cache.delete(services.agent_cache_key(device_uuid))
-        state, _ = _agent_state(device_uuid, key)
+    if archive is None:
+        # render now; if the result differs from the stored checksum, refresh_configs records the new one (and
+        # `modified`), so the archive always matches the checksum the agent is told
+        config_id = Config.objects.filter(device_id=device_uuid).values_list("pk", flat=True).get()
+        services.refresh_configs([config_id])
+        state = cache.get(services.agent_cache_key(device_uuid))
         archive = cache.get(services.archive_cache_key(device_uuid))
     if _note_addresses(device_uuid, request, state):
         cache.set(services.agent_cache_key(device_uuid), state, timeout=services.agent_ttl())
@@ -164,7 +170,7 @@ def update_info(request, device_id):
     updates = {name: request.POST[name][:128] for name in ("model", "os", "system") if name in request.POST}
     if updates:
         Device.objects.filter(pk=device.pk).update(**updates)
-        services.forget_agent_cache(device.pk)  # system variables may render differently
+        services.refresh_configs([device.config.pk])  # system variables may render differently
     return text("update-info: success\n")
 
 

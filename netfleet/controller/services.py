@@ -320,6 +320,19 @@ def agent_ttl():
     return settings.NETFLEET_CONTROLLER_AGENT_CACHE_SECONDS
 
 
+def remember_agent_state(device, checksum):
+    """Cache what a checksum poll needs (key, checksum, addresses) without the archive."""
+    state = {
+        "key": device.key,
+        "checksum": checksum,
+        "name": device.name,
+        "last_ip": device.last_ip,
+        "management_ip": device.management_ip,
+    }
+    cache.set(agent_cache_key(device.pk), state, timeout=agent_ttl())
+    return state
+
+
 def remember_agent_answer(device, checksum, archive):
     """Cache what the agent polls for (its key, checksum and addresses, and the archive), so checksum polls
     never touch the database. Returns the cached state."""
