@@ -121,7 +121,11 @@ class Device(OrganizationScopedModel):
             models.UniqueConstraint(Lower("name"), "organization", name="controller_device_org_name_ci"),
             models.UniqueConstraint(fields=("organization", "mac_address"), name="controller_device_org_mac"),
         ]
-        indexes = [models.Index(fields=("organization", "-created"), name="controller_device_org_created")]
+        indexes = [
+            # newest-first pages of one organization, and of all of them (superusers): no sort of the whole table
+            models.Index(fields=("organization", "-created"), name="controller_device_org_created"),
+            models.Index(fields=("-created",), name="controller_device_created"),
+        ]
 
     def __str__(self):
         return self.name
