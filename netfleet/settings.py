@@ -92,6 +92,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "netfleet.core.middleware.RequestIdMiddleware",
     "netfleet.core.middleware.PathNormalizerMiddleware",
+    "netfleet.core.middleware.FastPathMiddleware",
     "netfleet.accounts.ratelimit.RateLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "netfleet.core.middleware.BodyLimitMiddleware",
@@ -253,6 +254,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # Docs (OpenAPI, Swagger UI, ReDoc): never in production; elsewhere on unless ENABLE_DOCS=false.
 ENABLE_DOCS = env_bool("ENABLE_DOCS", True) and ENVIRONMENT != "production"
+
+# Device-facing protocol paths that skip the browser/API middleware (see core.middleware.FastPathMiddleware).
+NETFLEET_FAST_PATH_PREFIXES = ("/controller/",)
 
 NETFLEET_PAGE_SIZE = env_int("NETFLEET_PAGE_SIZE", 50)
 NETFLEET_MAX_PAGE_SIZE = env_int("NETFLEET_MAX_PAGE_SIZE", 1000)

@@ -107,3 +107,29 @@ class BodyLimitMiddleware:
         except Resolver404:
             return settings.NETFLEET_MAX_BODY_SIZE
         return max_body_size_for(match.func) or settings.NETFLEET_MAX_BODY_SIZE
+
+
+class FastPathMiddleware:
+    """Device-facing protocols (the agent's checksum polls) answer without the browser/API middleware they
+    never use — sessions, CSRF, user auth, messages, static files, rate limits. Paths under
+    NETFLEET_FAST_PATH_PREFIXES go straight to their view (which authenticates by device key) after the
+    request id, the path normaliser and the body limit."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path_info.startswith(settings.NETFLEET_FAST_PATH_PREFIXES):
+            return self.get_response(request)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.NETFLEET_MAX_BODY_SIZE:
+            return body_too_large(settings.NETFLEET_MAX_BODY_SIZE)
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return self.get_response(request)  # the normal 404 handling
+        request.resolver_match = match
+        return match.func(request, *match.args, **match.kwargs)

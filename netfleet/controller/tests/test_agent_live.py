@@ -2,6 +2,7 @@
 
 import hashlib
 import subprocess
+import time
 
 import pytest
 
@@ -18,7 +19,11 @@ SHELL_PRELUDE = (
 
 @pytest.fixture(scope="module")
 def instance():
-    embedded = EmbeddedInstance(serve_args=["--no-celery"]).start()
+    # the embedded cache is per process: a change made elsewhere (here: a shell) reaches the HTTP workers when
+    # their short-lived agent answers expire, which this test shortens to 2 s
+    embedded = EmbeddedInstance(
+        serve_args=["--no-celery"], extra_env={"NETFLEET_CONTROLLER_AGENT_CACHE_SECONDS": "2"}
+    ).start()
     yield embedded
     embedded.stop()
 
@@ -90,5 +95,8 @@ def test_agent_lifecycle(instance, tmp_path):
         "t.config = {'interfaces': [{'name': 'eth0', 'type': 'ethernet', 'mtu': 1400}]}; t.save(); "
         "services.refresh_affected(config_ids=services.configs_using_template(t))",
     )
+    deadline = time.monotonic() + 10
+    while curl("-i", checksum_url).decode().splitlines()[-1] == remote_checksum and time.monotonic() < deadline:
+        time.sleep(0.5)  # the agent polls every 2 minutes; the new checksum is there within the cache lifetime
     assert curl("-i", checksum_url).decode().splitlines()[-1] != remote_checksum
     assert shell(instance, f"print(Config.objects.get(device_id='{uuid}').status)") == "modified"
