@@ -45,9 +45,9 @@ def serve(argv):
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--ws-port", type=int, default=None, help="websocket listener port (default: port + 1)")
     parser.add_argument("--workers", type=int, default=2, help="HTTP worker processes")
-    parser.add_argument("--threads", type=int, default=8, help="threads per HTTP worker")
+    parser.add_argument("--threads", type=int, default=2, help="threads per HTTP worker")
     parser.add_argument("--celery-concurrency", type=int, default=2)
-    parser.add_argument("--queues", default="default", help="comma-separated Celery queues for the worker")
+    parser.add_argument("--queues", default="default,firmware", help="comma-separated Celery queues for the worker")
     parser.add_argument("--no-celery", action="store_true", help="do not start the worker and beat")
     args = parser.parse_args(argv)
     if args.ws_port is None:

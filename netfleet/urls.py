@@ -19,6 +19,7 @@ api_v1 = [
     path("", include("netfleet.gateways.api.urls")),
     path("", include("netfleet.hotspot.api.urls")),
     path("", include("netfleet.monitoring.api.urls")),
+    path("", include("netfleet.firmware.api.urls")),
 ]
 
 # routers-api.txt login faces: the same login, answering {"error": "..."} on failure
