@@ -66,6 +66,12 @@ def parse_args(argv):
     parser.add_argument(
         "--fleet", type=_bounded_int(1, 1_000_000), default=10_000, help="devices to seed (default: 10000)"
     )
+    parser.add_argument(
+        "--agent-sample",
+        type=_bounded_int(1, 100_000),
+        default=1000,
+        help="random devices the agent and ingest workloads poll (default: 1000); small = steady-state cache hits",
+    )
     args = parser.parse_args(argv)
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads")
@@ -131,7 +137,7 @@ def run(args, instance):
     _log(f"preparing an instance in {instance.data_dir}")
     instance.prepare()
     sites = seed.seed_sites(instance, args.sites)
-    devices, sample = seed.seed_devices(instance, args.fleet)
+    devices, sample = seed.seed_devices(instance, args.fleet, args.agent_sample)
     instance.start()
     token, how = instance.access_token()
     _log(
