@@ -2,6 +2,7 @@
 
 import re
 
+import shapely.geometry
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -34,13 +35,31 @@ class Location(OrganizationScopedModel):
     geometry = models.JSONField(
         null=True, blank=True, help_text="GeoJSON geometry; required unless the location is mobile"
     )
+    # the point (or the geometry's centroid), kept in indexed columns for bounding-box searches (nearby devices)
+    latitude = models.FloatField(null=True, blank=True, editable=False)
+    longitude = models.FloatField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ("name",)
-        indexes = [models.Index(fields=("organization", "name"), name="geo_location_org_name")]
+        indexes = [
+            models.Index(fields=("organization", "name"), name="geo_location_org_name"),
+            models.Index(fields=("latitude", "longitude"), name="geo_location_lat_lon"),
+        ]
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        # derived columns only: they always follow `geometry`, whoever saves it
+        if self.geometry:
+            centroid = shapely.geometry.shape(self.geometry).centroid
+            self.latitude, self.longitude = centroid.y, centroid.x
+        else:
+            self.latitude = self.longitude = None
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "geometry" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "latitude", "longitude"}
+        super().save(*args, **kwargs)
 
     @property
     def is_indoor(self):
