@@ -141,6 +141,19 @@ class TestNearbyDevices:
 
         return put
 
+    def test_bounding_box_is_applied_in_sql(self, organization, place, client_as):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        origin, near = make_device(organization), make_device(organization)
+        place(origin, 12.0, 45.0)
+        place(near, 12.001, 45.0)
+        client, _ = client_as(Role.VIEWER)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(f"/api/v1/monitoring/device/{origin.pk}/nearby-devices/?distance__lte=500")
+        assert [item["name"] for item in response.json()["results"]] == [near.name]
+        assert any('"latitude" BETWEEN' in q["sql"] for q in queries.captured_queries)
+
     def test_distances_in_metres_nearest_first(self, organization, other_organization, place, client_as):
         origin, east, north, far = (make_device(organization, model=m) for m in ("ap", "ap", "router", "ap"))
         foreign = make_device(other_organization)
