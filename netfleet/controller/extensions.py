@@ -18,3 +18,9 @@ def extra_context(config):
     for provider in CONTEXT_PROVIDERS:
         context.update(provider(config))
     return context
+
+
+# Extra writable fields of the template API, contributed by other apps (e.g. `vpn`). Each entry has:
+#   name; make_field(serializer) -> a DRF field; to_representation(template) -> value;
+#   save(template, value) -> called after the template itself was saved, in the same transaction.
+TEMPLATE_FIELDS = []

@@ -20,3 +20,5 @@ class VpnConfig(AppConfig):
         ):
             if function not in registry:
                 registry.append(function)
+        if hooks.template_vpn_field not in extensions.TEMPLATE_FIELDS:
+            extensions.TEMPLATE_FIELDS.append(hooks.template_vpn_field)

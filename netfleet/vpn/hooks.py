@@ -24,3 +24,38 @@ def group_of_certificate(*, common_name, groups, organization_slugs=()):
     if device is None or device.group_id is None:
         return None
     return groups.filter(pk=device.group_id).first()
+
+
+class TemplateVpnField:
+    """The template API's `vpn`: the VPN server a template of type `vpn` joins (null unlinks it)."""
+
+    name = "vpn"
+
+    def make_field(self, serializer):
+        from rest_framework import serializers
+
+        from netfleet.core.tenancy import get_access
+
+        from .models import Vpn
+
+        request = serializer.context.get("request")
+        queryset = Vpn.objects.visible_to(get_access(request)) if request is not None else Vpn.objects.none()
+        return serializers.PrimaryKeyRelatedField(
+            queryset=queryset, required=False, allow_null=True, help_text="VPN server joined by a `vpn` template"
+        )
+
+    def to_representation(self, template):
+        from .models import VpnTemplate
+
+        return VpnTemplate.objects.filter(template=template).values_list("vpn_id", flat=True).first()
+
+    def save(self, template, vpn):
+        from .models import VpnTemplate
+
+        if vpn is None:
+            VpnTemplate.objects.filter(template=template).delete()
+        else:
+            services.link_template(template=template, vpn=vpn)
+
+
+template_vpn_field = TemplateVpnField()

@@ -10,6 +10,7 @@ from netfleet.accounts.models import Organization, Site
 from netfleet.core.api.serializers import NetfleetModelSerializer
 from netfleet.core.tenancy import get_access
 
+from .. import extensions
 from ..choices import ConfigBackend, ConfigStatus
 from ..models import Config, ConfigTemplate, Device, DeviceGroup, OrganizationConfigSettings, Template, normalize_mac
 
@@ -279,9 +280,25 @@ class TemplateSerializer(NetfleetModelSerializer):
         if _single_instance(self):
             fields["organization"].read_only = True  # configs link to it: a template stays where it is
         _limit_to_writable_organizations(self, fields)
+        for extension in extensions.TEMPLATE_FIELDS:
+            fields[extension.name] = extension.make_field(self)
         return fields
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for extension in extensions.TEMPLATE_FIELDS:
+            data[extension.name] = extension.to_representation(instance)
+        return data
+
+    def save_extensions(self, template):
+        """Apply the values of the fields other apps contributed (after the template itself was saved)."""
+        for extension in extensions.TEMPLATE_FIELDS:
+            if extension.name in self.extension_values:
+                extension.save(template, self.extension_values[extension.name])
+
     def validate(self, attrs):
+        # contributed fields are not model fields: set them aside for save_extensions()
+        self.extension_values = {e.name: attrs.pop(e.name) for e in extensions.TEMPLATE_FIELDS if e.name in attrs}
         attrs = super().validate(attrs)
         access = _access(self)
         # `organization` is required (DRF's uniqueness check on (organization, name)); null means shared

@@ -1,5 +1,6 @@
 import uuid
 
+from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -133,11 +134,15 @@ class TemplateViewSet(ArchiveDownloadMixin, NetfleetModelViewSet):
     permission_read = "device:read"
     permission_write = "network:write"
 
+    @transaction.atomic
     def perform_create(self, serializer):
         serializer.instance = services.create_template(**serializer.validated_data)
+        serializer.save_extensions(serializer.instance)
 
+    @transaction.atomic
     def perform_update(self, serializer):
         serializer.instance = services.update_template(template=serializer.instance, **serializer.validated_data)
+        serializer.save_extensions(serializer.instance)
 
     def perform_destroy(self, instance):
         services.delete_template(template=instance)

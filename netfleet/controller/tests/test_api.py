@@ -533,6 +533,7 @@ class TestTemplates:
                 "tags": ["mesh"],
                 "created": body["results"][0]["created"],
                 "modified": body["results"][0]["modified"],
+                "vpn": None,  # contributed by the VPN app (controller/extensions.py TEMPLATE_FIELDS)
             }
         ]
 

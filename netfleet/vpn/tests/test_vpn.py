@@ -298,3 +298,30 @@ def test_certificate_group_lookup_over_http(client_as, organization):
     controller.delete_device(device=device, force=True)  # releases the client: its certificate is revoked
     assert Cert.objects.get(common_name=common_name).revoked
     assert client.get(f"/api/v1/controller/cert/{common_name}/group/").status_code == 404
+
+
+def test_vpn_template_over_http(client_as, organization, other_organization):
+    """Bind a `vpn` template over the template API; assigning it to a device over the device API gives the device
+    a client certificate signed by the VPN's CA; unassigning revokes it."""
+    admin, _ = client_as(Role.ORG_ADMIN)
+    vpn = services.create_vpn(name="hq", host="vpn.example.com", organization=organization)
+    foreign = services.create_vpn(name="theirs", host="vpn.example.org", organization=other_organization)
+    payload = {"name": "join-hq", "organization": str(organization.pk), "type": "vpn", "config": {}}
+    refused = admin.post("/api/v1/controller/template/", {**payload, "vpn": str(foreign.pk)}, format="json")
+    assert refused.status_code == 422  # another tenant's VPN does not exist for this caller
+    created = admin.post("/api/v1/controller/template/", {**payload, "vpn": str(vpn.pk)}, format="json")
+    assert created.status_code == 201, created.content
+    template = created.json()
+    assert template["vpn"] == str(vpn.pk) and template["config"]["openvpn"]
+    device = controller.create_device(organization=organization, name="edge-7", mac_address="00:11:22:33:44:77")
+    patched = admin.patch(
+        f"/api/v1/controller/device/{device.pk}/", {"config": {"templates": [template["id"]]}}, format="json"
+    )
+    assert patched.status_code == 200, patched.content
+    client = VpnClient.objects.get(config__device=device)
+    leaf = x509.load_pem_x509_certificate(client.cert.certificate.encode())
+    leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(vpn.ca.certificate.encode()))
+    archive = admin.get(f"/api/v1/controller/device/{device.pk}/configuration/").content
+    assert files_of(archive)["etc/openvpn/hq/client.pem"].strip() == client.cert.certificate.strip()
+    admin.patch(f"/api/v1/controller/device/{device.pk}/", {"config": {"templates": []}}, format="json")
+    assert Cert.objects.get(pk=client.cert_id).revoked and not VpnClient.objects.exists()
