@@ -7,12 +7,13 @@ Every function takes the `request` so the audit event carries its actor, request
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from netfleet.core.exceptions import Conflict, NetfleetError
 from netfleet.core.tenancy import get_access
 
 from .audit import record
-from .models import AuditAction, Membership, Organization, User
+from .models import AuditAction, AuthSession, Membership, Organization, User
 from .roles import ROLE_ORDER, Role, role_rank
 
 USER_ADMIN = "user:admin"
@@ -261,6 +262,12 @@ def update_user(*, request, user, fields, password=None):
             changes["password_changed"] = True
         user.full_clean()
         user.save()
+        if password:
+            # whoever knew the old password may hold tokens: end every other session of the account
+            current = getattr(getattr(request, "auth", None), "session", None)
+            AuthSession.objects.filter(user=user, revoked_at__isnull=True).exclude(
+                pk=getattr(current, "pk", None)
+            ).update(revoked_at=timezone.now(), revoked_reason="password_changed")
         if changes:
             _audit_user(request, user, _organizations_of(user), {"change": "user_updated", **changes})
     return user

@@ -296,3 +296,23 @@ class TestMe:
             {"id": str(organization.pk), "name": organization.name, "slug": organization.slug, "role": "site_admin"}
         ]
         assert [s["id"] for s in me["sites"]] == [str(granted.pk)]
+
+
+@no_rate_limit
+def test_password_change_ends_the_other_sessions(make_user, admin_client):
+    user = make_user(role=None)
+    stolen = login(APIClient(), user.username).json()
+    response = admin_client.patch(f"/api/v1/users/{user.pk}/", {"password": "a-brand-new-Passphrase-42"}, format="json")
+    assert response.status_code == 200, response.content
+    assert bearer(stolen["access_token"]).get("/api/v1/auth/me").status_code == 401
+    refresh = APIClient().post("/api/v1/auth/refresh", {"refresh_token": stolen["refresh_token"]}, format="json")
+    assert refresh.status_code == 401
+    assert login(APIClient(), user.username, "a-brand-new-Passphrase-42").status_code == 200
+
+
+@no_rate_limit
+def test_deactivated_user_tokens_stop_working(make_user, admin_client):
+    user = make_user(role=None)
+    pair = login(APIClient(), user.username).json()
+    assert admin_client.patch(f"/api/v1/users/{user.pk}/", {"is_active": False}, format="json").status_code == 200
+    assert bearer(pair["access_token"]).get("/api/v1/auth/me").status_code == 401
