@@ -325,3 +325,32 @@ def test_vpn_template_over_http(client_as, organization, other_organization):
     assert files_of(archive)["etc/openvpn/hq/client.pem"].strip() == client.cert.certificate.strip()
     admin.patch(f"/api/v1/controller/device/{device.pk}/", {"config": {"templates": []}}, format="json")
     assert Cert.objects.get(pk=client.cert_id).revoked and not VpnClient.objects.exists()
+
+
+def test_wireguard_template_over_http(client_as, organization):
+    """A WireGuard `vpn` template assigned over the device API: a peer with a unique pool address, listed by the
+    server configuration; unassigning removes the peer and frees the address."""
+    admin, _ = client_as(Role.ORG_ADMIN)
+    pool = services.save_subnet(organization=organization, name="wg", subnet="10.30.0.0/24")
+    vpn = services.create_vpn(
+        name="wg", host="wg.example.com", organization=organization, backend=VpnBackend.WIREGUARD, subnet=pool
+    )
+    payload = {"name": "join-wg", "organization": str(organization.pk), "type": "vpn", "config": {}, "vpn": str(vpn.pk)}
+    template = admin.post("/api/v1/controller/template/", payload, format="json").json()
+    devices = [
+        controller.create_device(organization=organization, name=f"wg-{n}", mac_address=f"00:11:22:33:55:0{n}")
+        for n in (1, 2)
+    ]
+    for device in devices:
+        response = admin.patch(
+            f"/api/v1/controller/device/{device.pk}/", {"config": {"templates": [template["id"]]}}, format="json"
+        )
+        assert response.status_code == 200, response.content
+    clients = list(VpnClient.objects.select_related("ip").order_by("created"))
+    assert [c.ip.ip_address for c in clients] == ["10.30.0.2", "10.30.0.3"]  # .1 is the server's
+    server = files_of(admin.get(f"/api/v1/controller/vpn/{vpn.pk}/configuration/").content)["wg0.conf"]
+    assert all(f"PublicKey = {c.public_key}" in server for c in clients)
+    admin.patch(f"/api/v1/controller/device/{devices[0].pk}/", {"config": {"templates": []}}, format="json")
+    server = files_of(admin.get(f"/api/v1/controller/vpn/{vpn.pk}/configuration/").content)["wg0.conf"]
+    assert clients[0].public_key not in server and clients[1].public_key in server
+    assert not IpAddress.objects.filter(ip_address="10.30.0.2").exists()
