@@ -12,6 +12,14 @@ TEMPLATES_CHANGED = []
 # fn(config): called before a device (and its config) is deleted.
 CONFIG_RELEASED = []
 
+# fn(device): called once a new device and its config exist, in the creating transaction, wherever the device
+# was created (API, agent registration, shell), e.g. to attach credentials that apply to every new device.
+DEVICE_CREATED = []
+
+# fn(config_ids): called after configs were re-rendered and became `modified` (their output changed), e.g. to
+# push the new configuration to the devices. Runs in the changing transaction: defer real work to on_commit.
+CONFIGS_MODIFIED = []
+
 
 def extra_context(config):
     context = {}

@@ -162,6 +162,8 @@ def create_device(*, organization, config=None, templates=None, tags=(), **field
     chosen = list(templates) if templates is not None else default_templates(organization.pk, backend, tags)
     set_templates(device_config, chosen)
     refresh_configs([device_config.pk], force_modified=True)
+    for hook in extensions.DEVICE_CREATED:
+        hook(device)
     return device
 
 
@@ -274,6 +276,9 @@ def refresh_configs(config_ids, *, force_modified=False):
             Config.objects.filter(pk=config.pk).update(**updates)
             changed.append(config.pk)
         remember_agent_answer(config.device, checksum, archive)
+    if changed:
+        for hook in extensions.CONFIGS_MODIFIED:
+            hook(changed)
     return changed
 
 
