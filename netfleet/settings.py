@@ -92,8 +92,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "netfleet.core.middleware.RequestIdMiddleware",
     "netfleet.core.middleware.PathNormalizerMiddleware",
-    "netfleet.core.middleware.FastPathMiddleware",
+    # before the fast path: device-key ingest is limited per device (the agent's /controller/ paths are not limited)
     "netfleet.accounts.ratelimit.RateLimitMiddleware",
+    "netfleet.core.middleware.FastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "netfleet.core.middleware.BodyLimitMiddleware",
     "netfleet.accounts.csrf.CredentialsMiddleware",
@@ -257,7 +258,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 ENABLE_DOCS = env_bool("ENABLE_DOCS", True) and ENVIRONMENT != "production"
 
 # Device-facing protocol paths that skip the browser/API middleware (see core.middleware.FastPathMiddleware).
-NETFLEET_FAST_PATH_PREFIXES = ("/controller/",)
+NETFLEET_FAST_PATH_PREFIXES = ("/controller/", "/api/v1/monitoring/device/")
 
 NETFLEET_PAGE_SIZE = env_int("NETFLEET_PAGE_SIZE", 50)
 NETFLEET_MAX_PAGE_SIZE = env_int("NETFLEET_MAX_PAGE_SIZE", 1000)
@@ -418,8 +419,9 @@ if NETFLEET_VPN_DH_KEY_SIZE < 512:
 
 # --- Connections and commands (netfleet/connections/) --------------------------------------------------------
 # SSH timeouts (credentials' params may override them), the output kept per command, how many devices one task
-# talks to at once, retries of unreachable devices, the sweep's grace period, and configuration pushes: the
-# debounce (a checksum must stay unchanged that long), chunk size, and what each update strategy runs.
+# talks to at once, retries of unreachable devices, the sweep's grace period, configuration pushes (the debounce:
+# a checksum must stay unchanged that long; the periodic backstop scan; chunk size; what each update strategy
+# runs) and how long a failed connection waits before it is tested again.
 NETFLEET_CONNECTIONS_CONNECT_TIMEOUT = env_int("NETFLEET_CONNECTIONS_CONNECT_TIMEOUT", 10)
 NETFLEET_CONNECTIONS_EXEC_TIMEOUT = env_int("NETFLEET_CONNECTIONS_EXEC_TIMEOUT", 120)
 NETFLEET_CONNECTIONS_OUTPUT_LIMIT = env_int("NETFLEET_CONNECTIONS_OUTPUT_LIMIT", 64 * 1024)
@@ -439,6 +441,27 @@ NETFLEET_CONNECTIONS_OPENWRT_RESTART_COMMAND = os.environ.get(
 )
 NETFLEET_CONNECTIONS_LINUX_CONFIG_DIR = os.environ.get("NETFLEET_CONNECTIONS_LINUX_CONFIG_DIR", "netfleet-config")
 NETFLEET_CONNECTIONS_LINUX_APPLY_COMMAND = os.environ.get("NETFLEET_CONNECTIONS_LINUX_APPLY_COMMAND", "")
+NETFLEET_CONNECTIONS_RETEST_INTERVAL = env_int("NETFLEET_CONNECTIONS_RETEST_INTERVAL", 300)
+for _name in (
+    "NETFLEET_CONNECTIONS_CONNECT_TIMEOUT",
+    "NETFLEET_CONNECTIONS_EXEC_TIMEOUT",
+    "NETFLEET_CONNECTIONS_OUTPUT_LIMIT",
+    "NETFLEET_CONNECTIONS_SSH_CONCURRENCY",
+    "NETFLEET_CONNECTIONS_PUSH_INTERVAL",
+    "NETFLEET_CONNECTIONS_PUSH_CHUNK",
+    "NETFLEET_CONNECTIONS_RETEST_INTERVAL",
+):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be positive")
+for _name in (
+    "NETFLEET_CONNECTIONS_OUTPUT_FLUSH_SECONDS",
+    "NETFLEET_CONNECTIONS_COMMAND_RETRIES",
+    "NETFLEET_CONNECTIONS_RETRY_BACKOFF",
+    "NETFLEET_CONNECTIONS_STALE_GRACE",
+    "NETFLEET_CONNECTIONS_PUSH_DEBOUNCE",
+):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must not be negative")
 CELERY_BEAT_SCHEDULE["connections-schedule-config-pushes"] = {
     "task": "netfleet.connections.tasks.schedule_config_pushes",
     "schedule": float(NETFLEET_CONNECTIONS_PUSH_INTERVAL),
@@ -446,6 +469,11 @@ CELERY_BEAT_SCHEDULE["connections-schedule-config-pushes"] = {
 CELERY_BEAT_SCHEDULE["connections-fail-stale-commands"] = {
     "task": "netfleet.connections.tasks.fail_stale_commands",
     "schedule": 60.0,
+}
+# every minute at most, so a connection is tested again about RETEST_INTERVAL after it failed
+CELERY_BEAT_SCHEDULE["connections-retest-connections"] = {
+    "task": "netfleet.connections.tasks.retest_connections",
+    "schedule": float(min(NETFLEET_CONNECTIONS_RETEST_INTERVAL, 60)),
 }
 
 # --- Gateways and hotspot (netfleet/gateways, netfleet/hotspot) ---------------------------------------------------

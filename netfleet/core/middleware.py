@@ -110,10 +110,11 @@ class BodyLimitMiddleware:
 
 
 class FastPathMiddleware:
-    """Device-facing protocols (the agent's checksum polls) answer without the browser/API middleware they
-    never use — sessions, CSRF, user auth, messages, static files, rate limits. Paths under
-    NETFLEET_FAST_PATH_PREFIXES go straight to their view (which authenticates by device key) after the
-    request id, the path normaliser and the body limit."""
+    """Device-facing protocols (the agent's checksum polls, metric ingest) answer without the browser/API
+    middleware they never use — sessions, CSRF, user auth, messages, static files. A view under
+    NETFLEET_FAST_PATH_PREFIXES whose `fast_path(request)` accepts the request (it authenticates by device key
+    itself) is called straight after the request id, the path normaliser, the rate limiter (which limits
+    device-key ingest per device and leaves the agent's /controller/ paths alone) and the body limit."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -122,14 +123,17 @@ class FastPathMiddleware:
         if not request.path_info.startswith(settings.NETFLEET_FAST_PATH_PREFIXES):
             return self.get_response(request)
         try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return self.get_response(request)  # the normal 404 handling
+        accepts = getattr(match.func, "fast_path", None)
+        if accepts is None or not accepts(request):
+            return self.get_response(request)
+        try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
         if length > settings.NETFLEET_MAX_BODY_SIZE:
             return body_too_large(settings.NETFLEET_MAX_BODY_SIZE)
-        try:
-            match = resolve(request.path_info)
-        except Resolver404:
-            return self.get_response(request)  # the normal 404 handling
         request.resolver_match = match
         return match.func(request, *match.args, **match.kwargs)

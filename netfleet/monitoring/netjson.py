@@ -6,6 +6,7 @@ problems; `derive_points` turns a valid document into time series points the way
 
 from dataclasses import dataclass
 
+import fastjsonschema
 from jsonschema import Draft7Validator
 
 from netfleet.core.exceptions import NetfleetError
@@ -163,6 +164,9 @@ SCHEMA = {
     },
 }
 
+# The compiled validator accepts a valid document in a fraction of jsonschema's time (the ingest hot path);
+# jsonschema, on the same schema, explains an invalid one with every JSON path.
+_is_valid = fastjsonschema.compile(SCHEMA)
 _validator = Draft7Validator(SCHEMA)
 MAX_REPORTED_ERRORS = 10
 
@@ -187,6 +191,11 @@ def _field(path):
 
 
 def validate_document(document):
+    try:
+        _is_valid(document)
+        return
+    except fastjsonschema.JsonSchemaException:
+        pass
     errors = sorted(_validator.iter_errors(document), key=lambda error: list(error.absolute_path))
     if not errors:
         return

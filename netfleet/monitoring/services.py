@@ -1,12 +1,4 @@
-"""Monitoring services: metric ingest, health and alerts, WiFi sessions, active checks, retention.
-
-Ingest acknowledges fast by writing synchronously in one short transaction rather than enqueueing: after the
-document is validated (in memory), the request runs a handful of statements whatever the document's size: lock the
-device's monitoring row, one multi-row INSERT of every point (ON CONFLICT DO NOTHING), one UPDATE of the state, one
-read of the device's metric health; WiFi sessions and health changes write only when something changed. There is
-no per-metric ORM work and no queue to grow: when the HTTP answer is 200 the points are stored (the reference
-system answered fast but stored 1-9 documents/s behind a queue that grew without bound).
-"""
+"""Monitoring services: health and alerts, WiFi sessions, active checks, retention (metric ingest: ingest.py)."""
 
 import hashlib
 import hmac
@@ -24,7 +16,6 @@ from django.utils import timezone
 
 from netfleet.controller.models import Device
 
-from . import netjson
 from .checks import ping_hosts
 from .choices import AlertKind, AlertOperator, DeliveryStatus, HealthMetric, MonitoringStatus
 from .models import Alert, AlertChannelSettings, DeviceMonitoring, MaintenanceWindow, Metric, WifiSession
@@ -82,18 +73,24 @@ def device_status(device, metrics):
     return MonitoringStatus.OK
 
 
-def _metrics_of(device):
-    return {metric.key: metric for metric in Metric.objects.filter(device=device).select_related("alert_settings")}
+def metrics_by_device(device_ids):
+    """{device_id: {key: Metric}} with their alert settings, in one query."""
+    found = {device_id: {} for device_id in device_ids}
+    for metric in Metric.objects.filter(device_id__in=device_ids).select_related("alert_settings"):
+        found[metric.device_id][metric.key] = metric
+    return found
 
 
-def evaluate_health(*, device, monitoring, values, time):
+def evaluate_health(*, device, monitoring, values, time, metrics=None):
     """Apply metric values observed at `time` ({key: value}) to the device's metric health, then its status.
 
     Instant health follows each value. Tolerance-aware health turns unhealthy only once the threshold has been
     crossed without interruption for the rule's tolerance, and healthy again as soon as a value is back within it
     (so flapping shorter than the tolerance never alerts). Each tolerance-aware change raises an alert. Writes only
-    what changed; the caller saves `monitoring` (returned: whether its status changed)."""
-    metrics = _metrics_of(device)
+    what changed; the caller saves `monitoring` (returned: whether its status changed). `metrics`: the device's
+    {key: Metric} when the caller loaded them already (updated in place)."""
+    if metrics is None:
+        metrics = metrics_by_device([device.pk])[device.pk]
     transitions = []
     for key, value in values.items():
         metric = metrics.get(key) or Metric(device=device, key=key)
@@ -257,60 +254,7 @@ def send_alert_email(*, alert):
     Alert.objects.filter(pk=alert.pk).update(email_status=DeliveryStatus.DELIVERED)
 
 
-# --- ingest ----------------------------------------------------------------------------------------------
-
-
-def _previous_counters(backend, device, document, state, time_us):
-    if state.get("time") is None or time_us > state["time"]:
-        return state.get("counters", {}), True
-    # Older than (or as old as) the newest document: a resend or late data. Take the counters stored just before it.
-    previous = {}
-    for interface in document.get("interfaces") or []:
-        name = interface["name"]
-        stored = backend.latest(
-            device_id=device.pk, metric="traffic", tag=name, fields=("rx_counter", "tx_counter"), before=time_us
-        )
-        if stored:
-            previous[name] = [stored.get("rx_counter"), stored.get("tx_counter")]
-    return previous, False
-
-
-def ingest(*, device, document, time=None, current=False, now=None):
-    """Store a NetJSON DeviceMonitoring document collected at `time` (default: now). Returns the number of new
-    points (0 for a resent document). Raises InvalidDocument before anything is stored.
-
-    Traffic counters become deltas against the document before it (a counter that went down was reset and counts
-    whole). Only the newest document moves the counters, WiFi sessions and health forward; `current` (or no
-    `time`) makes it the device's status data."""
-    netjson.validate_document(document)
-    now = now or timezone.now()
-    moment = time or now
-    time_us = to_us(moment)
-    backend = get_backend()
-    with transaction.atomic():
-        monitoring, _ = DeviceMonitoring.objects.select_for_update().get_or_create(device=device)
-        state = monitoring.ingest_state or {}
-        previous, newest = _previous_counters(backend, device, document, state, time_us)
-        derived = netjson.derive(document, previous)
-        stored = backend.write(
-            (device.pk, metric, tag, field, time_us, value) for metric, tag, field, value in derived.points
-        )
-        fields = ["last_data_time", "modified"]
-        monitoring.last_data_time = now
-        if current or time is None:
-            monitoring.status_data = document
-            fields.append("status_data")
-        if newest:
-            clients = state.get("clients", {})
-            if "interfaces" in document:
-                clients = update_wifi_sessions(device=device, previous=clients, seen=derived.clients, time=moment)
-            monitoring.ingest_state = {"time": time_us, "counters": derived.counters, "clients": clients}
-            fields.append("ingest_state")
-            values = {**derived.health, HealthMetric.DATA_COLLECTED: 1}
-            if evaluate_health(device=device, monitoring=monitoring, values=values, time=moment):
-                fields += ["status", "status_changed"]
-        monitoring.save(update_fields=fields)
-    return stored
+# --- WiFi sessions -------------------------------------------------------------------------------------
 
 
 def update_wifi_sessions(*, device, previous, seen, time):

@@ -70,7 +70,7 @@ def test_oversized_body_is_refused_before_it_is_sent(instance):
             b"Content-Length: 2097152\r\n\r\n"
         )
         reply = b""
-        while not reply.endswith(b"0\r\n\r\n") and b"limit\"}" not in reply:  # chunked or not
+        while not reply.endswith(b"0\r\n\r\n") and b'limit"}' not in reply:  # chunked or not
             part = sock.recv(65536)
             if not part:
                 break
