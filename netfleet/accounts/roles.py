@@ -17,6 +17,7 @@ ALL_PERMISSIONS = (
     "device:read",
     "monitoring:read",
     "device:write",
+    "monitoring:write",
     "discovery:run",
     "network:write",
     "firewall:write",
@@ -31,7 +32,7 @@ ALL_PERMISSIONS = (
 # Each role holds its own grants plus everything below it.
 _GRANTS = {
     Role.VIEWER: {"device:read", "monitoring:read"},
-    Role.OPERATOR: {"device:write", "discovery:run"},
+    Role.OPERATOR: {"device:write", "monitoring:write", "discovery:run"},
     Role.NETWORK_ADMIN: {"network:write", "firewall:write", "vpn:write", "firmware:write", "pki:write"},
     Role.SITE_ADMIN: {"hypervisor:write", "controller:write"},
     Role.ORG_ADMIN: {"user:admin"},

@@ -1,11 +1,12 @@
 import django_filters
 from django.db.models import Q
+from django.utils import timezone
 
 from netfleet.controller.models import Device
 from netfleet.core.filters import NetfleetFilterSet
 
 from .choices import MonitoringStatus
-from .models import WifiSession
+from .models import AlertChannelSettings, MaintenanceWindow, WifiSession
 
 
 def filter_monitoring_status(queryset, name, value):
@@ -87,3 +88,28 @@ class WifiSessionFilterSet(django_filters.FilterSet):
             "stop_time__lt",
             "stop_time__lte",
         )
+
+
+class AlertChannelSettingsFilterSet(django_filters.FilterSet):
+    organization = django_filters.UUIDFilter(field_name="organization_id", label="Organization (ID)")
+    organization_slug = django_filters.CharFilter(field_name="organization__slug", label="Organization (slug)")
+
+    class Meta:
+        model = AlertChannelSettings
+        fields = ("organization", "organization_slug", "alerts_enabled")
+
+
+class MaintenanceWindowFilterSet(django_filters.FilterSet):
+    device = django_filters.UUIDFilter(field_name="device_id", label="Device (ID)")
+    organization = django_filters.UUIDFilter(field_name="device__organization_id", label="Organization (ID)")
+    organization_slug = django_filters.CharFilter(field_name="device__organization__slug", label="Organization (slug)")
+    active = django_filters.BooleanFilter(method="filter_active", label="Open now (true) or not (false)")
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = ("device", "organization", "organization_slug", "active")
+
+    def filter_active(self, queryset, name, value):
+        now = timezone.now()
+        open_now = Q(starts__lte=now, ends__gt=now)
+        return queryset.filter(open_now) if value else queryset.exclude(open_now)

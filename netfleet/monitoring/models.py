@@ -1,12 +1,23 @@
 """Device health, alerting, WiFi sessions and the SQL time series store (points and their hourly rollups)."""
 
+from urllib.parse import urlsplit
+
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 
 from netfleet.core.fields import EncryptedTextField
 from netfleet.core.models import NetfleetModel, OrganizationScopedModel, TenantManager
 
 from .choices import AlertKind, AlertOperator, DeliveryStatus, HealthMetric, MonitoringStatus
+
+
+def _is_email(value):
+    try:
+        validate_email(value)
+    except ValidationError:
+        return False
+    return True
 
 
 class DeviceScopedModel(NetfleetModel):
@@ -106,8 +117,19 @@ class AlertChannelSettings(OrganizationScopedModel):
 
     def clean(self):
         super().clean()
-        if not isinstance(self.email_recipients, list) or not all(isinstance(e, str) for e in self.email_recipients):
-            raise ValidationError({"email_recipients": "Must be a list of email addresses."})
+        errors = {}
+        recipients = self.email_recipients
+        if not isinstance(recipients, list) or not all(isinstance(e, str) for e in recipients):
+            errors["email_recipients"] = "Must be a list of email addresses."
+        else:
+            invalid = [address for address in recipients if not _is_email(address)]
+            if invalid:
+                errors["email_recipients"] = f"Not valid email addresses: {', '.join(invalid)}"
+        # URLField also accepts ftp(s)://, which a webhook cannot be delivered to
+        if self.webhook_url and urlsplit(self.webhook_url).scheme.lower() not in ("http", "https"):
+            errors["webhook_url"] = "Must be an http:// or https:// URL."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Alert(DeviceScopedModel):

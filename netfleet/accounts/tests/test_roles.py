@@ -15,6 +15,7 @@ MATRIX = {
     "device:read":      (R,     R,       R,            R,         R),
     "monitoring:read":  (R,     R,       R,            R,         R),
     "device:write":     (_,     R,       R,            R,         R),
+    "monitoring:write": (_,     R,       R,            R,         R),
     "discovery:run":    (_,     R,       R,            R,         R),
     "network:write":    (_,     _,       R,            R,         R),
     "firewall:write":   (_,     _,       R,            R,         R),
