@@ -59,9 +59,10 @@ def free_port(exclude=()):
 class Instance:
     """migrate + bootstrap + `netfleet serve` in data_dir; use as a context manager so the server always stops."""
 
-    def __init__(self, data_dir, *, workers=2, database_url=None):
+    def __init__(self, data_dir, *, workers=2, threads=2, database_url=None):
         self.data_dir = Path(data_dir)
         self.workers = workers
+        self.threads = threads
         self.netfleet = str(Path(sys.prefix) / "bin" / "netfleet")
         if not os.access(self.netfleet, os.X_OK):
             raise BenchError(f"{self.netfleet} not found: install the project into this virtualenv first")
@@ -118,7 +119,7 @@ class Instance:
         ws_port = free_port(exclude={self.port})
         command = [
             self.netfleet, "serve", "--host", HOST, "--port", str(self.port), "--ws-port", str(ws_port),
-            "--workers", str(self.workers), "--no-celery",
+            "--workers", str(self.workers), "--threads", str(self.threads), "--no-celery",
         ]  # fmt: skip
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(

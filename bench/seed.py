@@ -89,3 +89,39 @@ def render_cold(instance, count=500):
     import json
 
     return json.loads(instance.shell(RENDER_COLD.format(count=int(count))).strip().splitlines()[-1])
+
+
+CHART_HISTORY = """
+import json
+from datetime import timedelta
+from django.utils import timezone
+from netfleet.controller.models import Device
+from netfleet.monitoring import ingest
+
+document = json.loads({document!r})
+device = Device.objects.get(pk="{device_id}")
+now = timezone.now()
+steps = {days} * 24 * 12
+for step in range(steps):  # every 5 minutes, oldest first, counters growing as a real device's do
+    for n, interface in enumerate(document["interfaces"]):
+        interface["statistics"]["rx_bytes"] = (step + 1) * 1000 * (n + 1)
+        interface["statistics"]["tx_bytes"] = (step + 1) * 500 * (n + 1)
+    ingest.ingest(device=device, document=document, time=now - timedelta(minutes=5 * (steps - step)))
+print(steps)
+"""
+
+
+def seed_chart_history(instance, device_id, document, days=7):
+    """`days` of 5-minute documents for one device, ingested as an agent would have sent them."""
+    output = instance.shell(CHART_HISTORY.format(document=document, device_id=device_id, days=int(days)))
+    return int(output.strip().splitlines()[-1])
+
+
+POINT_COUNT = """
+from netfleet.monitoring.models import Point
+print(Point.objects.count())
+"""
+
+
+def stored_points(instance):
+    return int(instance.shell(POINT_COUNT).strip().splitlines()[-1])

@@ -9,6 +9,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bench import seed
+
 
 @dataclass(frozen=True)
 class Context:
@@ -18,6 +20,7 @@ class Context:
     devices: int = 0
     sample: tuple = ()  # (device id hex, key) of random devices of the fleet
     organization: str = ""  # id of the default organization
+    chart_documents: int = 0  # documents of history behind device_chart_7d's device (the sample's last)
 
     def auth_headers(self):
         return {"Authorization": f"Bearer {self.token}"}
@@ -34,6 +37,10 @@ class Request:
     # a random one per request (wrk's Lua picks it), and extra Lua (e.g. a request() making unique bodies)
     paths: tuple = ()
     lua: str | None = None
+    # how many of what the requests store, counted before and after the measured run (e.g. ingested points):
+    # fn(instance) -> int; with `stored_per_request`, the run reports stored requests against answered ones
+    count_stored: Callable | None = None
+    stored_per_request: int = 1
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ request = function()
 end
 """
 
+INGEST_POINTS = 16  # points a document stores: cpu, memory, disk, 4 traffic fields per interface, wlan0's clients
 INGEST_DOCUMENT = json.dumps(
     {
         "type": "DeviceMonitoring",
@@ -149,6 +157,17 @@ WORKLOADS += [
             INGEST_DOCUMENT.encode(),
             paths=tuple(f"/api/v1/monitoring/device/{pk}/?key={key}" for pk, key in ctx.sample),
             extra={"devices": ctx.devices},
+            count_stored=seed.stored_points,
+            stored_per_request=INGEST_POINTS,
+        ),
+    ),
+    Workload(
+        "device_chart_7d",
+        "GET /api/v1/monitoring/device/{id}/?key=&time=7d: charts of a device with 7 days of 5-minute data",
+        lambda ctx: Request(
+            "GET",
+            f"/api/v1/monitoring/device/{ctx.sample[-1][0]}/?key={ctx.sample[-1][1]}&time=7d",
+            extra={"documents": ctx.chart_documents},
         ),
     ),
 ]

@@ -5,6 +5,8 @@ from netfleet.accounts.api import auth
 from netfleet.core import views as core_views
 
 api_v1 = [
+    # first: device-facing metric ingest is the fleet's hottest path, and URL resolution tries patterns in order
+    path("", include("netfleet.monitoring.api.urls")),
     path("health/", core_views.HealthView.as_view(), name="health"),
     path("openapi.json/", core_views.SchemaView.as_view(), name="openapi"),
     path("docs/", core_views.SwaggerView.as_view(url_name="openapi"), name="docs"),
@@ -18,7 +20,6 @@ api_v1 = [
     path("", include("netfleet.vpn.api.urls")),
     path("", include("netfleet.gateways.api.urls")),
     path("", include("netfleet.hotspot.api.urls")),
-    path("", include("netfleet.monitoring.api.urls")),
     path("", include("netfleet.firmware.api.urls")),
 ]
 

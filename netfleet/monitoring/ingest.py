@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from netfleet.accounts.models import Organization
 from netfleet.controller.models import Device
-from netfleet.core.batching import GroupCommit
+from netfleet.core.batching import GroupCommit, interprocess_write_lock
 
 from . import netjson
 from .choices import HealthMetric
@@ -55,12 +55,13 @@ def store_documents(documents):
     """Store valid documents in one transaction; one result (new points of the batch) per document."""
     backend = get_backend()
     device_ids = sorted({document.device.pk for document in documents})
-    with transaction.atomic():
+    with interprocess_write_lock("monitoring-ingest"), transaction.atomic():
         states = _locked_states(device_ids)
         metrics = _metrics(device_ids)
-        points = _Points(backend)
+        points, created_metrics = _Points(backend), []
         for document in sorted(documents, key=lambda document: document.moment):
-            _apply(document, states[document.device.pk], metrics[document.device.pk], points)
+            _apply(document, states[document.device.pk], metrics[document.device.pk], points, created_metrics)
+        Metric.objects.bulk_create(created_metrics)  # a device's first document
         _save_states(states.values())
         points.flush()
     return [points.written] * len(documents)
@@ -225,7 +226,7 @@ def _aware(value):
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def _apply(document, monitoring, metrics, points):
+def _apply(document, monitoring, metrics, points, created_metrics):
     """Derive one document's points (added to `points`) and move its device's state, health and WiFi sessions
     forward (in memory, except health changes and sessions)."""
     device, body, moment = document.device, document.body, document.moment
@@ -248,7 +249,9 @@ def _apply(document, monitoring, metrics, points):
             clients = update_wifi_sessions(device=device, previous=clients, seen=derived.clients, time=moment)
         monitoring.ingest_state = {"time": time_us, "counters": derived.counters, "clients": clients}
         values = {**derived.health, HealthMetric.DATA_COLLECTED: 1}
-        evaluate_health(device=device, monitoring=monitoring, values=values, time=moment, metrics=metrics)
+        evaluate_health(
+            device=device, monitoring=monitoring, values=values, time=moment, metrics=metrics, created=created_metrics
+        )
     points.pending += [(device.pk, metric, tag, field, time_us, value) for metric, tag, field, value in derived.points]
 
 

@@ -51,7 +51,7 @@ CRITICAL_METRICS = (HealthMetric.PING, HealthMetric.DATA_COLLECTED)
 
 
 def rule_for(metric):
-    custom = getattr(metric, "alert_settings", None) if metric.pk else None
+    custom = getattr(metric, "alert_settings", None) if not metric._state.adding else None  # new: no query
     if custom is not None:
         return AlertRule(custom.operator, custom.threshold, custom.tolerance, custom.is_active)
     return DEFAULT_RULES[metric.key]
@@ -81,14 +81,15 @@ def metrics_by_device(device_ids):
     return found
 
 
-def evaluate_health(*, device, monitoring, values, time, metrics=None):
+def evaluate_health(*, device, monitoring, values, time, metrics=None, created=None):
     """Apply metric values observed at `time` ({key: value}) to the device's metric health, then its status.
 
     Instant health follows each value. Tolerance-aware health turns unhealthy only once the threshold has been
     crossed without interruption for the rule's tolerance, and healthy again as soon as a value is back within it
     (so flapping shorter than the tolerance never alerts). Each tolerance-aware change raises an alert. Writes only
     what changed; the caller saves `monitoring` (returned: whether its status changed). `metrics`: the device's
-    {key: Metric} when the caller loaded them already (updated in place)."""
+    {key: Metric} when the caller loaded them already (updated in place). `created`: a list that collects new
+    metrics for the caller to insert in bulk (else each is saved here)."""
     if metrics is None:
         metrics = metrics_by_device([device.pk])[device.pk]
     transitions = []
@@ -103,7 +104,7 @@ def evaluate_health(*, device, monitoring, values, time, metrics=None):
                 metric.is_healthy_tolerant = False
         else:
             metric.crossed_since, metric.is_healthy, metric.is_healthy_tolerant = None, True, True
-        if (metric.is_healthy, metric.is_healthy_tolerant, metric.crossed_since) == before and metric.pk:
+        if (metric.is_healthy, metric.is_healthy_tolerant, metric.crossed_since) == before and not metric._state.adding:
             continue
         if metric.is_healthy_tolerant is False and before[1] is not False:
             transitions.append((metric, rule, value, AlertKind.PROBLEM))
@@ -111,7 +112,11 @@ def evaluate_health(*, device, monitoring, values, time, metrics=None):
             transitions.append((metric, rule, value, AlertKind.RECOVERY))
         if before[:2] != (metric.is_healthy, metric.is_healthy_tolerant):
             metric.changed = time
-        metric.save()
+        if created is not None and metric._state.adding:
+            if metric not in created:  # a device's second document in the same batch
+                created.append(metric)
+        else:
+            metric.save()
         metrics[key] = metric
     status = device_status(device, metrics.values())
     changed = status != monitoring.status
