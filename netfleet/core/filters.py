@@ -18,6 +18,10 @@ class NetfleetFilterBackend(DjangoFilterBackend):
     """A bad filter value is a 422 naming the query parameter, like any other validation error."""
 
     def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None and request.query_params.keys().isdisjoint(filterset_class.base_filters):
+            # no filter asked for: skip building the filterset (it deep-copies every filter on each request)
+            return queryset
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset

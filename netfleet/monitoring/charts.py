@@ -163,6 +163,7 @@ def build_charts(buckets, span):
     for bucket in buckets:
         by_series.setdefault((bucket.metric, bucket.tag, bucket.field), []).append(bucket)
     x = span.x
+    labels = [iso(t) for t in x]
     charts = []
     for spec in CHARTS:
         fields = {field for field, _ in spec.traces}
@@ -185,7 +186,7 @@ def build_charts(buckets, span):
                     "metric": spec.metric,
                     "interface": tag or None,
                     "summary": summary,
-                    "x": [iso(t) for t in x],
+                    "x": labels,
                     "traces": traces,
                 }
             )

@@ -79,9 +79,9 @@ class DeviceViewSet(ArchiveDownloadMixin, NetfleetModelViewSet):
     permission_read = "device:read"
     permission_write = "device:write"
 
-    def paginate_queryset(self, queryset):
-        page = super().paginate_queryset(queryset)
-        return api_serializers.attach_template_ids(page) if page is not None else None
+    def list(self, request, *args, **kwargs):
+        rows = self.filter_queryset(self.get_queryset()).values_list(*api_serializers.DEVICE_LIST_COLUMNS)
+        return self.get_paginated_response(api_serializers.device_list_items(self.paginate_queryset(rows)))
 
     def perform_create(self, serializer):
         device = services.create_device_with_group_templates(**serializer.validated_data)

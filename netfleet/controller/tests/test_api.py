@@ -126,6 +126,20 @@ class TestDeviceRead:
                 generic = drf_serializers.ModelSerializer.to_representation(serializer, device)
                 assert json.loads(JSONRenderer().render(generic)) == serializer.data
 
+    def test_list_rows_match_the_serializer(self, viewer, organization):
+        site, group = SiteFactory(organization=organization), DeviceGroupFactory(organization=organization)
+        first, second = TemplateFactory(organization=organization), TemplateFactory(organization=organization)
+        make_device(organization, site=site, group=group, templates=[second, first], management_ip="10.0.0.1")
+        make_device(organization, notes="n")
+        Device.objects.update(last_ip="192.0.2.7")
+        listed = {item["id"]: item for item in viewer.get(DEVICES).json()["results"]}
+        for device in Device.objects.select_related("config"):
+            detail = json.loads(JSONRenderer().render(DeviceSerializer(device).data))
+            assert listed[str(device.pk)] == detail
+        assert [str(second.pk), str(first.pk)] == next(
+            item["config"]["templates"] for item in listed.values() if item["site"] == str(site.pk)
+        )
+
     def test_retrieve(self, viewer, organization):
         device = make_device(organization, name="ap-2")
         item = viewer.get(f"{DEVICES}{device.pk}/").json()
