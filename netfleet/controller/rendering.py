@@ -4,16 +4,74 @@ The archive is netjsonconfig's tar.gz (entries with mtime 0, gzip mtime 0, stabl
 give the same bytes; its md5 is the checksum the agent verifies.
 """
 
+import functools
 import hashlib
 
+import fastjsonschema
 from django.core.exceptions import ValidationError
+from jinja2 import Environment, PackageLoader
+from jsonschema import Draft4Validator
+from jsonschema.exceptions import ValidationError as JsonSchemaError
 from netjsonconfig import OpenWisp, OpenWrt
+from netjsonconfig.backends.base.backend import format_checker as netjsonconfig_format_checker
 from netjsonconfig.exceptions import ValidationError as NetjsonValidationError
 
 from . import extensions
 from .choices import ConfigBackend
 
-BACKENDS = {ConfigBackend.OPENWRT: OpenWrt, ConfigBackend.OPENWISP: OpenWisp}
+
+def _with_compiled_templates(renderer_class):
+    """The renderer with one Jinja environment for the process: netjsonconfig builds a new environment on every
+    render, so its templates were compiled again for each config (most of a cold render's time)."""
+    # the same environment netjsonconfig builds (configuration files, not HTML: no autoescaping)
+    environment = Environment(loader=PackageLoader(renderer_class.__module__, "templates"), trim_blocks=True)  # noqa: S701
+    # same module and name as the original: the template package and file are found from them
+    attributes = {"template_env": environment, "__module__": renderer_class.__module__}
+    return type(renderer_class.__name__, (renderer_class,), attributes)
+
+
+def _compiled_check(schema):
+    """A compiled validator of the backend schema (built on first use: compiling takes ~0.5 s per schema),
+    with netjsonconfig's format checks."""
+    formats = {}
+    for name, (check, raises) in netjsonconfig_format_checker.checkers.items():
+
+        def accepts(value, check=check, raises=raises):
+            try:
+                return bool(check(value))
+            except raises:
+                return False
+
+        formats[name] = accepts
+    return fastjsonschema.compile(schema, formats=formats)
+
+
+def _with_compiled_schema(backend_class):
+    """The backend validating a config with a compiled schema check, and with jsonschema (netjsonconfig's own
+    validator, built once per backend instead of per call) only to explain an invalid one with its JSON path."""
+    validator = Draft4Validator(backend_class.schema, format_checker=netjsonconfig_format_checker)
+    compiled = functools.cache(lambda: _compiled_check(backend_class.schema))
+
+    def validate(self):
+        try:
+            try:
+                compiled()(self.config)
+            except fastjsonschema.JsonSchemaException:
+                validator.validate(self.config)
+            self._validate_file_paths()
+        except JsonSchemaError as exc:
+            raise NetjsonValidationError(exc) from None
+
+    renderer = _with_compiled_templates(backend_class.renderer)
+    # the original module too: the OpenWisp backend finds its own templates from it
+    attributes = {"validate": validate, "renderer": renderer, "__module__": backend_class.__module__}
+    return type(backend_class.__name__, (backend_class,), attributes)
+
+
+BACKENDS = {
+    ConfigBackend.OPENWRT: _with_compiled_schema(OpenWrt),
+    ConfigBackend.OPENWISP: _with_compiled_schema(OpenWisp),
+}
 
 
 def backend_class(name):
