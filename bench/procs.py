@@ -1,5 +1,6 @@
 """Process tree and memory of the server, read straight from /proc (Linux)."""
 
+import os
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -51,3 +52,17 @@ def rss_mb(pid):
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds the live processes among `pids` have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            text = (PROC / str(pid) / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15 of stat)
+    return total

@@ -28,7 +28,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        supplied = request.headers.get(REQUEST_ID_HEADER)
+        supplied = request.META.get("HTTP_X_REQUEST_ID")  # not request.headers: that parses every header
         if supplied and _CLIENT_REQUEST_ID.match(supplied):
             request.request_id = f"ext-{supplied}"
             header_value = supplied
@@ -39,6 +39,8 @@ class RequestIdMiddleware:
         try:
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = header_value
+            if not logger.isEnabledFor(logging.INFO):
+                return response
             logger.info(
                 "request",
                 extra={
