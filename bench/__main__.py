@@ -7,9 +7,9 @@ import signal
 import sys
 import tempfile
 
-from bench import procs, seed, wrk
+from bench import fanout, procs, seed, wrk
 from bench.instance import BenchError, Instance
-from bench.workloads import BY_NAME, WORKLOADS, Context
+from bench.workloads import BY_NAME, INGEST_DOCUMENT, WORKLOADS, Context
 
 MAX_DURATION = 30
 
@@ -44,7 +44,7 @@ def parse_args(argv):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--workload", action="append", choices=[*BY_NAME, "config_render_cold"], metavar="NAME",
+        "--workload", action="append", choices=[*BY_NAME, "config_render_cold", "ssh_fanout"], metavar="NAME",
         help="run only this workload (repeatable); default: all",
     )  # fmt: skip
     parser.add_argument(
@@ -62,10 +62,18 @@ def parse_args(argv):
         help="wrk counts a response slower than this as a timeout error (default: 5)",
     )  # fmt: skip
     parser.add_argument("--workers", type=_bounded_int(1, 16), default=2, help="HTTP worker processes (default: 2)")
+    parser.add_argument(
+        "--server-threads", type=_bounded_int(1, 64), default=2, metavar="N",
+        help="threads per HTTP worker (`netfleet serve --threads`, default: 2)",
+    )  # fmt: skip
     parser.add_argument("--sites", type=_bounded_int(1, 1_000_000), default=200, help="sites to seed (default: 200)")
     parser.add_argument(
         "--fleet", type=_bounded_int(1, 1_000_000), default=10_000, help="devices to seed (default: 10000)"
     )
+    parser.add_argument(
+        "--fanout", type=_bounded_int(1, 60_000), default=200, metavar="N",
+        help="SSH devices the ssh_fanout workload runs a command on (default: 200)",
+    )  # fmt: skip
     parser.add_argument(
         "--agent-sample",
         type=_bounded_int(1, 100_000),
@@ -96,7 +104,25 @@ def run_workload(workload, context, instance, args):
     warmup = max(args.warmup, 5) if request.paths and request.method == "GET" else args.warmup
     if warmup:
         wrk.run(url, script, duration=warmup, **options)
+    before = request.count_stored(instance) if request.count_stored else None
+    workers = [
+        pid
+        for pid, (ppid, _) in procs.descendants(instance.process.pid).items()
+        if _role(pid, ppid, instance.process.pid) == "http-worker"
+    ]
+    cpu_before = procs.cpu_seconds(workers)
     result = wrk.run(url, script, duration=args.duration, **options)
+    # the server's own CPU per answered request: comparable between runs even when other work shares the cores
+    if result["requests"]:
+        result["server_cpu_ms_per_request"] = round(
+            (procs.cpu_seconds(workers) - cpu_before) * 1000 / result["requests"], 3
+        )
+    if request.count_stored:
+        # what the answered requests stored, counted in the database after the run: nothing may be missing
+        stored = (request.count_stored(instance) - before) // request.stored_per_request
+        result.update(
+            stored=stored, stored_per_s=round(stored / args.duration, 1), lost=max(result["requests"] - stored, 0)
+        )
     return {
         "name": workload.name,
         **result,
@@ -144,6 +170,10 @@ def run(args, instance):
         f"serving on {instance.base_url} ({args.workers} HTTP workers, {sites} sites, {devices} devices, "
         f"token by {how})"
     )
+    chart_documents = 0
+    if any(workload.name == "device_chart_7d" for workload in selected):
+        _log("device_chart_7d: ingesting 7 days of 5-minute documents for one device")
+        chart_documents = seed.seed_chart_history(instance, sample[-1][0], INGEST_DOCUMENT)
     idle = memory(instance.process.pid)
     _status, body = instance.request(
         "GET", "/api/v1/organizations/?slug=default", None, {"Authorization": f"Bearer {token}"}
@@ -151,7 +181,7 @@ def run(args, instance):
     organization = json.loads(body)["items"][0]["id"]
     context = Context(
         base_url=instance.base_url, token=token, sites=sites, devices=devices, sample=tuple(sample),
-        organization=organization,
+        organization=organization, chart_documents=chart_documents,
     )  # fmt: skip
 
     ok = True
@@ -171,6 +201,15 @@ def run(args, instance):
         rate = round(rendered["configs"] / rendered["seconds"], 1) if rendered["seconds"] else None
         print(json.dumps({"name": "config_render_cold", "configs": rendered["configs"], "configs_per_s": rate}))
 
+    if not args.workload or "ssh_fanout" in args.workload:
+        try:
+            line = fanout.run(instance, token, args.fanout, _log)
+        except BenchError as exc:
+            _log(f"ssh_fanout failed: {exc}")
+            line = {"name": "ssh_fanout", "devices": args.fanout, "error": str(exc)}
+        ok = ok and not line.get("error") and line["failed"] == 0
+        print(json.dumps(line), flush=True)
+
     after = memory(instance.process.pid)
     print(json.dumps({"name": "rss", **after, "idle_rss_mb": idle["rss_mb"]}), flush=True)
     return 0 if ok else 1
@@ -188,7 +227,12 @@ def main(argv=None):
         wrk.executable()
         with (
             tempfile.TemporaryDirectory(prefix="netfleet-bench-") as data_dir,
-            Instance(data_dir, workers=args.workers, database_url=os.environ.get("BENCH_DATABASE_URL")) as instance,
+            Instance(
+                data_dir,
+                workers=args.workers,
+                threads=args.server_threads,
+                database_url=os.environ.get("BENCH_DATABASE_URL"),
+            ) as instance,
         ):
             return run(args, instance)
     except BenchError as exc:

@@ -144,7 +144,9 @@ else:
                 "timeout": 20,
                 # WAL is a property of the database file, switched on once (netfleet.core.apps); setting it on
                 # every connection takes a lock that makes concurrent workers wait on each other
-                "init_command": "PRAGMA synchronous=NORMAL;",
+                # 16 MB page cache per connection (SQLite's default is 2 MB): chart queries read a week of a
+                # device's points through the index and the table
+                "init_command": "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384;",
             },
             # keep each worker thread's connection: opening SQLite per request costs more than the query
             "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 600),
@@ -195,6 +197,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),  # remote-control exchanges: not in the working directory
         "store_processed": False,
+        # seconds between looks at the queue when it is empty (kombu's default, 1 s, caps each worker at a
+        # couple of messages a second when tasks arrive one by one)
+        "polling_interval": 0.1,
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -419,9 +424,10 @@ if NETFLEET_VPN_DH_KEY_SIZE < 512:
 
 # --- Connections and commands (netfleet/connections/) --------------------------------------------------------
 # SSH timeouts (credentials' params may override them), the output kept per command, how many devices one task
-# talks to at once, retries of unreachable devices, the sweep's grace period, configuration pushes (the debounce:
-# a checksum must stay unchanged that long; the periodic backstop scan; chunk size; what each update strategy
-# runs) and how long a failed connection waits before it is tested again.
+# talks to at once (a batch of waiting commands, a push or re-test chunk), retries of unreachable devices, the
+# sweep's grace period, configuration pushes (the debounce: a checksum must stay unchanged that long; the periodic
+# backstop scan; chunk size; what each update strategy runs) and how long a failed connection waits before it is
+# tested again.
 NETFLEET_CONNECTIONS_CONNECT_TIMEOUT = env_int("NETFLEET_CONNECTIONS_CONNECT_TIMEOUT", 10)
 NETFLEET_CONNECTIONS_EXEC_TIMEOUT = env_int("NETFLEET_CONNECTIONS_EXEC_TIMEOUT", 120)
 NETFLEET_CONNECTIONS_OUTPUT_LIMIT = env_int("NETFLEET_CONNECTIONS_OUTPUT_LIMIT", 64 * 1024)
@@ -442,6 +448,8 @@ NETFLEET_CONNECTIONS_OPENWRT_RESTART_COMMAND = os.environ.get(
 NETFLEET_CONNECTIONS_LINUX_CONFIG_DIR = os.environ.get("NETFLEET_CONNECTIONS_LINUX_CONFIG_DIR", "netfleet-config")
 NETFLEET_CONNECTIONS_LINUX_APPLY_COMMAND = os.environ.get("NETFLEET_CONNECTIONS_LINUX_APPLY_COMMAND", "")
 NETFLEET_CONNECTIONS_RETEST_INTERVAL = env_int("NETFLEET_CONNECTIONS_RETEST_INTERVAL", 300)
+# asyncssh logs every connection and channel at INFO: noise (and a cost) at fleet scale
+LOGGING["loggers"]["asyncssh"] = {"level": os.environ.get("NETFLEET_CONNECTIONS_SSH_LOG_LEVEL") or "WARNING"}
 for _name in (
     "NETFLEET_CONNECTIONS_CONNECT_TIMEOUT",
     "NETFLEET_CONNECTIONS_EXEC_TIMEOUT",

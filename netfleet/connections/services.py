@@ -1,22 +1,23 @@
 """Connections services: credentials, device connections, commands and configuration pushes.
 
 Device work runs in Celery tasks and never in a request. The SSH part of it is asyncio (one event loop per task,
-a semaphore bounding how many devices it talks to at once); the database is read before and written after, in
-sync code, so connectors never touch the ORM.
+a semaphore bounding how many devices it talks to at once); the database is read before and written after, or for
+commands as their results arrive (the loop then runs in a thread of its own while the task's thread stores what
+it reports), so connectors never touch the ORM.
 """
 
 import asyncio
 import hashlib
 import json
 import logging
+import queue
 import shlex
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections as db_connections
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -28,12 +29,15 @@ from netfleet.core.exceptions import Conflict
 
 from .choices import CommandStatus, UpdateStrategy
 from .commands import get_command_type
-from .connectors import ConnectionFailed, DeviceUnreachable, get_connector
+from .connectors import ConnectionFailed, get_connector
 from .models import Command, Credentials, DeviceConnection
 
 logger = logging.getLogger(__name__)
 
 TRUNCATED_NOTE = "\n[output truncated at {limit} bytes]"
+PUSH_SCAN_MARGIN = 0.5  # seconds
+# what running a command reads: its connection, with the device (its address) and the credentials
+COMMAND_RELATED = ("device", "connection__device", "connection__credentials")
 
 
 class NoUsableConnection(Conflict):
@@ -153,7 +157,8 @@ def retry_delay(attempt):
 
 
 def run_command(*, device, type, input, requested_by, connection=None):  # noqa: A002 - the API's field name
-    """Record a command and queue it. Raises NoUsableConnection when no connection can reach the device."""
+    """Record a command and queue it (a worker runs the commands waiting, many at once). Raises
+    NoUsableConnection when no connection can reach the device."""
     if connection is None:
         connection = device.connections.usable().select_related("credentials").first()
     if connection is None:
@@ -169,17 +174,20 @@ def run_command(*, device, type, input, requested_by, connection=None):  # noqa:
         requested_by=requested_by,
         deadline=command_deadline(connection),
     )
-    command.validated_save()
+    # the device, connection and user were just read and the id is new: only the command's own rules are checked
+    # (no existence or uniqueness queries on the path that fans a command out to a fleet)
+    command.full_clean(exclude=("device", "connection", "requested_by"), validate_unique=False)
+    command.save()
     from . import tasks
 
-    transaction.on_commit(lambda: tasks.execute_command.delay(str(command.pk)))
+    transaction.on_commit(tasks.execute_waiting_commands.delay)
     return command
 
 
 def command_to_run(command_id):
     """The command a task should execute, or None: gone, finished, or interrupted (a worker started it and
     stopped before it finished; commands are not idempotent, so it is failed rather than run twice)."""
-    command = Command.objects.select_related("device", "connection__credentials").filter(pk=command_id).first()
+    command = Command.objects.select_related(*COMMAND_RELATED).filter(pk=command_id).first()
     if command is None or command.is_finished:
         return None
     if command.started is not None:
@@ -199,78 +207,248 @@ def finish_command(command, *, status, reason="", output=None, exit_code=None):
     return command
 
 
+class LoopThread:
+    """Runs an asyncio batch in a thread of its own while the calling thread, which keeps the ORM and its
+    database connection (and transaction), stores what the batch reports as it goes: `report(item)` from the
+    loop, `handle(item)` here. The loop never waits for the database."""
+
+    _DONE = object()
+    GROUP = 20
+
+    def __init__(self):
+        self.items = queue.SimpleQueue()
+
+    def report(self, item):
+        self.items.put(item)
+
+    def run(self, coroutine_function, handle):
+        failures = []
+
+        def loop():
+            try:
+                asyncio.run(coroutine_function())
+            except BaseException as exc:  # re-raised in the calling thread
+                failures.append(exc)
+            finally:
+                self.items.put(self._DONE)
+
+        thread = threading.Thread(target=loop, name="connections-loop", daemon=True)
+        thread.start()
+        done = False
+        while not done:
+            # what arrived meanwhile is stored in one transaction: one commit (one SQLite write lock) for several,
+            # and few enough that other writers (new commands) do not wait long for the lock
+            items = [self.items.get()]
+            while len(items) < self.GROUP and not self.items.empty():
+                items.append(self.items.get())
+            if items[-1] is self._DONE:
+                done = True
+                items.pop()
+            self._handle(items, handle, failures)
+        thread.join()
+        if failures:
+            raise failures[0]
+
+    @staticmethod
+    def _handle(items, handle, failures):
+        groups = [items]
+        while groups:
+            group = groups.pop()
+            try:
+                with transaction.atomic():
+                    for item in group:
+                        handle(item)
+            except Exception as exc:  # store the others one by one: the batch's other results still count
+                if len(group) > 1:
+                    groups.extend([item] for item in group)
+                else:
+                    logger.exception("storing a result of a batch failed")
+                    failures.append(exc)
+
+
 class OutputWriter:
-    """Streams a running command's output into its row, at most once per interval. The ORM is sync, so writes
-    go through a thread of their own while the event loop runs."""
+    """Streams a running command's output into its row, at most once per NETFLEET_CONNECTIONS_OUTPUT_FLUSH_SECONDS
+    and not before it ran that long: a quick command's output is written once, when it finishes. The loop only
+    reports the text; the thread that owns the database writes it (`write`)."""
 
-    def __init__(self, command_id):
+    def __init__(self, command_id, loop_thread):
         self.command_id = command_id
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="command-output")
-        self.last = 0.0
+        self.loop_thread = loop_thread
+        self.last = time.monotonic()
 
-    def _write(self, text):
-        Command.objects.filter(pk=self.command_id, status=CommandStatus.IN_PROGRESS).update(output=text)
+    def start(self):
+        """The command starts running now (connecting to the device took what it took)."""
+        self.last = time.monotonic()
 
     async def __call__(self, text):
         now = time.monotonic()
         if now - self.last < settings.NETFLEET_CONNECTIONS_OUTPUT_FLUSH_SECONDS:
             return
         self.last = now
-        await asyncio.get_running_loop().run_in_executor(self.executor, self._write, text)
+        self.loop_thread.report(("output", self.command_id, text))
 
-    def close(self):
-        self.executor.submit(db_connections.close_all).result()
-        self.executor.shutdown()
-
-
-async def _execute(connector, target, shell, stdin, on_output):
-    async with connector.session(target) as session:
-        result = await session.run(shell, stdin=stdin, on_output=on_output)
-        return session.host_key, result
+    @staticmethod
+    def write(command_id, text):
+        Command.objects.filter(pk=command_id, status=CommandStatus.IN_PROGRESS).update(output=text)
 
 
-def execute_command(*, command, retry_allowed=False):
-    """Run a command over its connection and store the outcome on it and on the connection.
+@dataclass
+class CommandRun:
+    """What running one command needs, read from the database before the event loop starts."""
 
-    When the device cannot be reached and `retry_allowed`, DeviceUnreachable is raised with the command still
-    in progress (the task retries it later); otherwise the command fails with the reason."""
+    command: Command
+    connector: object
+    target: object
+    shell: str
+    stdin: str | None
+    outcome: object = None
+
+
+def _prepare_run(command):
+    """The CommandRun of `command`, or None when it cannot run: it is then failed with the reason."""
     connection = command.connection
     if connection is None or not connection.enabled:
-        return finish_command(command, status=CommandStatus.FAILED, reason="The connection was removed or disabled")
-    started = timezone.now()
-    Command.objects.filter(pk=command.pk).update(started=started)
-    command.started = started
-    command_type = get_command_type(command.type)
-    shell, stdin = command_type.build({**command.input, **json.loads(command.secret_input or "{}")})
-    writer = OutputWriter(command.pk)
+        finish_command(command, status=CommandStatus.FAILED, reason="The connection was removed or disabled")
+        return None
+    shell, stdin = get_command_type(command.type).build({**command.input, **json.loads(command.secret_input or "{}")})
     try:
         target = connection_target(connection)
-        connector = get_connector(connection.credentials.connector)
-        host_key, result = asyncio.run(_execute(connector, target, shell, stdin, writer))
-    except DeviceUnreachable as exc:
-        record_connection_failure(connection, exc.reason)
-        if retry_allowed:
-            Command.objects.filter(pk=command.pk).update(started=None, failure_reason=f"Retrying: {exc.reason}")
-            raise
-        return finish_command(command, status=CommandStatus.FAILED, reason=exc.reason)
     except ConnectionFailed as exc:
         record_connection_failure(connection, exc.reason)
-        return finish_command(command, status=CommandStatus.FAILED, reason=exc.reason)
-    finally:
-        writer.close()
+        finish_command(command, status=CommandStatus.FAILED, reason=exc.reason)
+        return None
+    return CommandRun(command, get_connector(connection.credentials.connector), target, shell, stdin)
+
+
+async def _run_command(run, on_output):
+    """(host key, ExecResult), or the ConnectionFailed that stopped it."""
+    try:
+        async with run.connector.session(run.target) as session:
+            on_output.start()
+            result = await session.run(run.shell, stdin=run.stdin, on_output=on_output)
+            return session.host_key, result
+    except ConnectionFailed as exc:
+        return exc
+
+
+def _record_outcome(run, outcome, *, retry_allowed):
+    """Store how a command went on it and on its connection. Returns True when the device was unreachable and
+    the command was left in progress for a retry (`retry_allowed`); otherwise it is finished."""
+    command, connection = run.command, run.command.connection
+    if isinstance(outcome, ConnectionFailed):
+        record_connection_failure(connection, outcome.reason)
+        if outcome.transient and retry_allowed:
+            reason = f"Retrying: {outcome.reason}"[:1024]
+            Command.objects.filter(pk=command.pk).update(started=None, failure_reason=reason)
+            return True
+        finish_command(command, status=CommandStatus.FAILED, reason=outcome.reason)
+        return False
+    host_key, result = outcome
     record_connection_success(connection, host_key)
     output = result.output
     if result.truncated:
         output += TRUNCATED_NOTE.format(limit=settings.NETFLEET_CONNECTIONS_OUTPUT_LIMIT)
     if result.timed_out:
-        reason = f"Timed out after {target.exec_timeout} s; the command was stopped"
-        return finish_command(command, status=CommandStatus.FAILED, reason=reason, output=output)
-    if result.exit_code == 0:
-        return finish_command(command, status=CommandStatus.SUCCESS, output=output, exit_code=0)
-    reason = f"Exited with code {result.exit_code}" if result.exit_code is not None else "Killed by a signal"
-    return finish_command(
-        command, status=CommandStatus.FAILED, reason=reason, output=output, exit_code=result.exit_code
-    )
+        reason = f"Timed out after {run.target.exec_timeout} s; the command was stopped"
+        finish_command(command, status=CommandStatus.FAILED, reason=reason, output=output)
+    elif result.exit_code == 0:
+        finish_command(command, status=CommandStatus.SUCCESS, output=output, exit_code=0)
+    else:
+        reason = f"Exited with code {result.exit_code}" if result.exit_code is not None else "Killed by a signal"
+        finish_command(command, status=CommandStatus.FAILED, reason=reason, output=output, exit_code=result.exit_code)
+    return False
+
+
+def _run_commands(runs, record):
+    """Run commands concurrently (bounded) in a loop thread; `record(run, outcome)` stores each outcome, in this
+    thread, as soon as it is known."""
+    loop_thread = LoopThread()
+
+    async def one(run):
+        try:
+            outcome = await _run_command(run, OutputWriter(run.command.pk, loop_thread))
+        except Exception as exc:  # a bug: the command is failed, the rest of the batch goes on
+            logger.exception("command %s failed", run.command.pk)
+            outcome = exc
+        loop_thread.report(("outcome", run, outcome))
+
+    errors = []
+
+    def handle(item):
+        if item[0] == "output":
+            OutputWriter.write(item[1], item[2])
+            return
+        _, run, outcome = item
+        if isinstance(outcome, Exception) and not isinstance(outcome, ConnectionFailed):
+            finish_command(run.command, status=CommandStatus.FAILED, reason=f"Internal error: {outcome!r}")
+            errors.append(outcome)
+        else:
+            record(run, outcome)
+
+    loop_thread.run(lambda: _bounded(runs, one), handle)
+    if errors:
+        raise errors[0]
+
+
+def execute_command(*, command, retry_allowed=False):
+    """Run one command over its connection and store the outcome on it and on the connection (the retries of
+    `execute_waiting_commands`, and tests).
+
+    When the device cannot be reached and `retry_allowed`, DeviceUnreachable is raised with the command still
+    in progress (the task retries it later); otherwise the command fails with the reason."""
+    started = timezone.now()
+    Command.objects.filter(pk=command.pk).update(started=started)
+    command.started = started
+    run = _prepare_run(command)
+    if run is None:
+        return command
+    unreachable = []
+
+    def record(run, outcome):
+        if _record_outcome(run, outcome, retry_allowed=retry_allowed):
+            unreachable.append(outcome)
+
+    _run_commands([run], record)
+    if unreachable:
+        raise unreachable[0]
+    return command
+
+
+def _claim_waiting_commands(limit):
+    """Up to `limit` commands waiting for a worker, oldest first, marked started so no other worker takes them.
+    Waiting: queued by `run_command` and never attempted (one waiting for a retry belongs to its retry task)."""
+    waiting = Command.objects.filter(status=CommandStatus.IN_PROGRESS, started__isnull=True, failure_reason="")
+    # every new command queues a task and the first one takes all that wait: the others only read, and take no
+    # write lock (SQLite) for nothing
+    if not waiting.exists():
+        return []
+    with transaction.atomic():
+        ids = list(waiting.select_for_update(skip_locked=True).order_by("created").values_list("pk", flat=True)[:limit])
+        Command.objects.filter(pk__in=ids).update(started=timezone.now())
+    return list(Command.objects.filter(pk__in=ids).select_related(*COMMAND_RELATED).order_by("created"))
+
+
+def execute_waiting_commands(*, limit=None):
+    """Run the commands waiting for a worker, concurrently: one task serves as many devices as are waiting (up
+    to NETFLEET_CONNECTIONS_SSH_CONCURRENCY; a concurrent worker claims the next ones) in one event loop, and
+    each outcome is stored as soon as it is known. A command whose device is unreachable is handed to its own
+    `execute_command` task, which retries it with backoff. Returns the commands claimed."""
+    from . import tasks
+
+    commands = _claim_waiting_commands(limit or settings.NETFLEET_CONNECTIONS_SSH_CONCURRENCY)
+    runs = [run for run in map(_prepare_run, commands) if run is not None]
+    retry_allowed = settings.NETFLEET_CONNECTIONS_COMMAND_RETRIES > 0
+
+    def record(run, outcome):
+        if _record_outcome(run, outcome, retry_allowed=retry_allowed):
+            delay = retry_delay(0)
+            transaction.on_commit(
+                lambda: tasks.execute_command.apply_async((str(run.command.pk),), countdown=delay, retries=1)
+            )
+
+    if runs:
+        _run_commands(runs, record)
+    return commands
 
 
 def fail_stale_commands(*, now=None):
@@ -286,32 +464,85 @@ def fail_stale_commands(*, now=None):
 # --- configuration push -------------------------------------------------------------------------------------
 
 
-def schedule_config_pushes(*, now=None):
-    """The periodic scan behind debounced pushes. A device whose config is `modified` and that has a usable
-    connection with an update strategy is pushed once its checksum has stayed the same for the debounce
-    period (many edits in a few seconds: one push). Devices whose connections failed are skipped. Due pushes
-    are queued in chunks; returns the ids of the connections queued."""
-    now = now or timezone.now()
-    due_at = now + timedelta(seconds=settings.NETFLEET_CONNECTIONS_PUSH_DEBOUNCE)
-    candidates = (
+def _push_candidates():
+    """Connections through which configuration is pushed: the best usable one (with an update strategy) of
+    each active device, as (pk, device_id, config checksum, push_checksum, push_due) rows."""
+    return (
         DeviceConnection.objects.usable()
         .exclude(update_strategy="")
-        .filter(device__config__status=ConfigStatus.MODIFIED, device__is_deactivated=False)
+        .filter(device__is_deactivated=False)
         .values_list("pk", "device_id", "device__config__checksum", "push_checksum", "push_due")
     )
-    seen, armed, due = set(), [], []
-    for pk, device_id, checksum, push_checksum, push_due in candidates:
-        if device_id in seen:  # one connection per device: the best usable one comes first
-            continue
-        seen.add(device_id)
+
+
+def _first_per_device(rows):
+    seen = set()
+    for row in rows:
+        if row[1] not in seen:  # the best usable connection of a device comes first
+            seen.add(row[1])
+            yield row
+
+
+def arm_config_pushes(*, config_ids, now=None):
+    """Configs just became `modified` (the controller's CONFIGS_MODIFIED hook, in the changing transaction): arm
+    the debounced push of each of their devices that has a usable connection, and once committed queue the
+    scan of these connections for when the debounce period ends, so the push does not wait for the periodic
+    scan. A later edit re-arms the push and queues its own scan, which makes the earlier one find nothing due:
+    many edits in a few seconds still push once. One query when no device has a connection. Returns the ids of
+    the connections armed."""
+    now = now or timezone.now()
+    debounce = settings.NETFLEET_CONNECTIONS_PUSH_DEBOUNCE
+    due_at = now + timedelta(seconds=debounce)
+    rows = _push_candidates().filter(device__config__pk__in=config_ids)
+    armed = [
+        DeviceConnection(pk=pk, push_checksum=checksum, push_due=due_at)
+        for pk, _device_id, checksum, _push_checksum, _push_due in _first_per_device(rows)
+    ]
+    if not armed:
+        return []
+    DeviceConnection.objects.bulk_update(armed, ["push_checksum", "push_due"], batch_size=1000)
+    from . import tasks
+
+    ids = [str(connection.pk) for connection in armed]
+    # a little after the due time: a scan that runs early finds nothing due and leaves it to the periodic one.
+    # robust: the change is committed whatever the broker says, and the periodic scan pushes it anyway
+    countdown = debounce + PUSH_SCAN_MARGIN if debounce else 0
+    transaction.on_commit(lambda: tasks.schedule_config_pushes.apply_async((ids,), countdown=countdown), robust=True)
+    return [connection.pk for connection in armed]
+
+
+def schedule_config_pushes(*, now=None, connection_ids=None):
+    """The scan behind debounced pushes: periodic over every device (the backstop, e.g. for a connection that
+    became usable after its config changed), and queued by `arm_config_pushes` for the connections it armed
+    (`connection_ids`). A device whose config is `modified` and that has a usable connection with an update
+    strategy is pushed once its checksum has stayed the same for the debounce period (many edits in a few
+    seconds: one push). Devices whose connections failed are skipped. Due pushes are claimed (a concurrent
+    scan cannot push them again) and queued in chunks; returns the ids of the connections queued."""
+    now = now or timezone.now()
+    due_at = now + timedelta(seconds=settings.NETFLEET_CONNECTIONS_PUSH_DEBOUNCE)
+    candidates = _push_candidates().filter(device__config__status=ConfigStatus.MODIFIED)
+    if connection_ids is not None:
+        candidates = candidates.filter(pk__in=connection_ids)
+    armed, due = [], []
+    for pk, _device_id, checksum, push_checksum, push_due in _first_per_device(candidates):
         if push_checksum != checksum:
             armed.append(DeviceConnection(pk=pk, push_checksum=checksum, push_due=due_at))
             if due_at <= now:
                 due.append(pk)
         elif push_due is not None and push_due <= now:
             due.append(pk)
-    DeviceConnection.objects.bulk_update(armed, ["push_checksum", "push_due"], batch_size=1000)
-    DeviceConnection.objects.filter(pk__in=due).update(push_due=None)  # claimed: pushed once
+    if not armed and not due:
+        return []
+    with transaction.atomic():
+        DeviceConnection.objects.bulk_update(armed, ["push_checksum", "push_due"], batch_size=1000)
+        # claimed: pushed once, even when the periodic scan and a queued one run at the same time (a row locked
+        # by the other is skipped; once it committed, its push_due is empty)
+        due = list(
+            DeviceConnection.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=due, push_due__lte=now)
+            .values_list("pk", flat=True)
+        )
+        DeviceConnection.objects.filter(pk__in=due).update(push_due=None)
     from . import tasks
 
     chunk = settings.NETFLEET_CONNECTIONS_PUSH_CHUNK
@@ -322,7 +553,10 @@ def schedule_config_pushes(*, now=None):
 
 
 @dataclass
-class PushJob:
+class DeviceJob:
+    """One device's part of a batch run with bounded concurrency: its connection, where to reach it, the outcome
+    (a result, or the ConnectionFailed raised), and for a push the archive sent and its checksum."""
+
     connection: DeviceConnection
     target: object = None
     archive: bytes = b""
@@ -386,7 +620,7 @@ def push_configs(*, connection_ids):
     )
     jobs = []
     for connection in connections:
-        job = PushJob(connection)
+        job = DeviceJob(connection)
         try:
             job.target = connection_target(connection)
         except ConnectionFailed as exc:
@@ -428,3 +662,69 @@ def _record_push(job):
     elif not succeeded:
         reason = f"Could not signal the configuration agent: {result.output.strip()[-900:]}"
         DeviceConnection.objects.filter(pk=connection.pk).update(failure_reason=reason)
+
+
+# --- re-test of connections ---------------------------------------------------------------------------------
+
+
+def retest_connections(*, now=None):
+    """Periodic: queue a test of every enabled connection that failed, or was never tried, and was not attempted
+    within NETFLEET_CONNECTIONS_RETEST_INTERVAL, so a device that came back (or whose credentials were fixed)
+    becomes usable again without an operator. Devices without an address are left alone (nothing to test).
+    Connections are claimed (their `last_attempt` set now, so the next run does not queue them again) and
+    queued in chunks; returns the ids queued."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.NETFLEET_CONNECTIONS_RETEST_INTERVAL)
+    candidates = (
+        DeviceConnection.objects.filter(enabled=True, device__is_deactivated=False)
+        .exclude(is_working=True)
+        .filter(Q(last_attempt__isnull=True) | Q(last_attempt__lt=stale))
+        .filter(Q(device__management_ip__isnull=False) | Q(device__last_ip__isnull=False))
+        .order_by("last_attempt", "created")
+    )
+    from . import tasks
+
+    chunk, queued = settings.NETFLEET_CONNECTIONS_PUSH_CHUNK, []
+    while True:
+        with transaction.atomic():
+            batch = list(
+                candidates.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True)[:chunk]
+            )
+            DeviceConnection.objects.filter(pk__in=batch).update(last_attempt=now)
+            ids = [str(pk) for pk in batch]
+            if ids:
+                transaction.on_commit(lambda ids=ids: tasks.check_connections.delay(ids))
+        queued.extend(batch)
+        if len(batch) < chunk:
+            return queued
+
+
+def check_connections(*, connection_ids):
+    """Log in to each device and run a no-op there, concurrently (bounded), and record on each connection
+    whether it works (`is_working`, `failure_reason`, `last_attempt`; a new host key is trusted on first use).
+    Returns the jobs with their outcomes (the host key presented, or the ConnectionFailed)."""
+    connections = DeviceConnection.objects.filter(pk__in=connection_ids, enabled=True).select_related(
+        "device", "credentials"
+    )
+    jobs = []
+    for connection in connections:
+        job = DeviceJob(connection)
+        try:
+            job.target = connection_target(connection)
+        except ConnectionFailed as exc:
+            record_connection_failure(connection, exc.reason)
+            continue
+        jobs.append(job)
+    if not jobs:
+        return []
+
+    async def run(job):
+        return await get_connector(job.connection.credentials.connector).probe(job.target)
+
+    asyncio.run(_bounded(jobs, run))
+    for job in jobs:
+        if isinstance(job.outcome, ConnectionFailed):
+            record_connection_failure(job.connection, job.outcome.reason)
+        else:
+            record_connection_success(job.connection, job.outcome)
+    return jobs

@@ -1,4 +1,6 @@
-"""Connectors: how netfleet logs in to a device. Each validates its credentials' parameters and opens sessions.
+"""Connectors: how netfleet logs in to a device. Each validates its credentials' parameters, builds a `Target`,
+opens sessions (`run`, `upload`) and probes a device (`probe(target)`: log in and run a no-op, returning the host
+key presented).
 
 A session is used from asyncio code only and never touches the database: services build a `Target` from the
 rows first and store the outcome afterwards.

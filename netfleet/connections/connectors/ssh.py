@@ -85,6 +85,19 @@ class SshConnector:
         finally:
             session.close()
 
+    @classmethod
+    async def probe(cls, target):
+        """Log in and run a no-op (`true`): the device is reachable, accepts the credentials and runs commands.
+        Returns the host key it presented; raises ConnectionFailed otherwise."""
+        async with cls.session(target) as session:
+            result = await session.run("true", timeout=target.connect_timeout)
+        if result.timed_out:
+            raise DeviceUnreachable(
+                f"{target.host}:{target.port} accepted the login but did not run a no-op command within "
+                f"{target.connect_timeout} s"
+            )
+        return session.host_key
+
 
 class SshSession:
     def __init__(self, target):
@@ -107,6 +120,9 @@ class SshSession:
             "client_keys": [asyncssh.import_private_key(target.private_key)] if target.private_key else None,
             "password": target.password or None,
             "preferred_auth": "publickey,password" if target.private_key else "password",
+            # AES-GCM first: as strong as ChaCha20-Poly1305 and far cheaper with AES-NI (about a third less CPU per
+            # connection on both ends, at fleet scale); a device without it negotiates the rest of the defaults
+            "encryption_algs": "^aes128-gcm@openssh.com,aes256-gcm@openssh.com",
         }
         where = f"{target.host}:{target.port}"
         try:

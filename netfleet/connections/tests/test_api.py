@@ -4,12 +4,15 @@ import uuid
 
 import pytest
 from django.db import connection as db
+from django.test import Client
 
 from netfleet.accounts.roles import Role
 from netfleet.connections import services
 from netfleet.connections.choices import CommandStatus
 from netfleet.connections.models import Command, Credentials, DeviceConnection
+from netfleet.controller import services as controller_services
 from netfleet.controller.factories import make_device
+from netfleet.controller.models import Device
 
 from .helpers import CREDENTIALS, device_url, error_of, fields_of
 
@@ -143,6 +146,23 @@ class TestAutoAdd:
         assert [item["credentials"] for item in listed] == [credentials_id]
         assert listed[0]["update_strategy"] == "openwrt-ssh" and listed[0]["is_working"] is None
         assert DeviceConnection.objects.filter(device=make_device(organization)).count() == 1
+
+    def test_devices_registered_by_their_agent_get_them(self, admin_client, organization, other_organization):
+        fields = {"params": {"username": "root"}, "password": "pw-123456", "auto_add": True}
+        own = services.create_credentials(organization=organization, name="own", **fields)
+        services.create_credentials(organization=other_organization, name="theirs", **fields)
+        shared_payload = {**credential_payload(organization, auto_add=True), "organization": None}
+        response = admin_client.post(CREDENTIALS, shared_payload)
+        assert response.status_code == 201, response.content
+        shared = response.json()["id"]
+        secret = controller_services.organization_settings(organization).shared_secret
+        data = {"secret": secret, "name": "ap-new", "mac_address": "52:54:00:aa:bb:02"}
+        data["backend"] = "netjsonconfig.OpenWrt"
+        registered = Client().post("/controller/device/register/", data)
+        assert registered.status_code == 201, registered.content
+        device = Device.objects.get(mac_address="52:54:00:AA:BB:02")
+        attached = DeviceConnection.objects.filter(device=device).values_list("credentials_id", flat=True)
+        assert sorted(map(str, attached)) == sorted([str(own.pk), shared])
 
     def test_without_auto_add_nothing_is_attached(self, site_admin, organization):
         device = make_device(organization)

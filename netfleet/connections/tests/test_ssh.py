@@ -5,12 +5,16 @@ from datetime import timedelta
 
 import asyncssh
 import pytest
+import time_machine
+from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
-from netfleet.connections import services
+from netfleet.accounts.roles import Role
+from netfleet.connections import hooks, services
 from netfleet.connections.choices import CommandStatus, UpdateStrategy
 from netfleet.connections.models import Command, DeviceConnection
+from netfleet.controller import extensions
 from netfleet.controller import services as controller_services
 from netfleet.controller.choices import ConfigStatus
 from netfleet.controller.factories import TemplateFactory, make_device
@@ -129,6 +133,66 @@ def test_change_password_feeds_the_secret_on_stdin(sshd, organization, device):
     assert "n3w-Secret!" not in command.output
 
 
+def queue(device, shell):
+    return services.run_command(device=device, type="custom", input={"command": shell}, requested_by=None)
+
+
+def test_waiting_commands_run_concurrently_in_one_batch(sshd, organization):
+    credentials = ssh_credentials(organization, sshd)
+    devices = [make_device(organization, management_ip="127.0.0.1") for _ in range(5)]
+    for device in devices:
+        connect(device, credentials)
+    queued = [queue(device, f"sleep 1; echo {n}") for n, device in enumerate(devices)]
+    started = time.monotonic()
+    claimed = services.execute_waiting_commands()
+    assert time.monotonic() - started < 4  # one after the other would take 5 s and more
+    assert [command.pk for command in claimed] == [command.pk for command in queued]  # oldest first
+    for n, command in enumerate(queued):
+        command.refresh_from_db()
+        assert (command.status, command.output, command.exit_code) == (CommandStatus.SUCCESS, f"{n}\n", 0)
+        assert command.started and command.finished
+    assert DeviceConnection.objects.filter(is_working=True).count() == 5
+    assert services.execute_waiting_commands() == []  # nothing left: a later task returns at once
+
+
+@override_settings(NETFLEET_CONNECTIONS_SSH_CONCURRENCY=2)
+def test_a_batch_claims_at_most_the_concurrency_and_skips_commands_owned_by_a_retry(sshd, organization):
+    credentials = ssh_credentials(organization, sshd)
+    devices = [make_device(organization, management_ip="127.0.0.1") for _ in range(4)]
+    for device in devices:
+        connect(device, credentials)
+    first, second, third, retrying = (queue(device, "true") for device in devices)
+    Command.objects.filter(pk=retrying.pk).update(failure_reason="Retrying: Connection refused")
+    assert [command.pk for command in services.execute_waiting_commands()] == [first.pk, second.pk]
+    assert [command.pk for command in services.execute_waiting_commands()] == [third.pk]
+    assert services.execute_waiting_commands() == []
+    retrying.refresh_from_db()
+    assert (retrying.status, retrying.started) == (CommandStatus.IN_PROGRESS, None)
+
+
+def test_batch_hands_an_unreachable_device_to_a_retry(sshd, organization):
+    reachable = make_device(organization, management_ip="127.0.0.1")
+    connect(reachable, ssh_credentials(organization, sshd))
+    unreachable = make_device(organization, management_ip="127.0.0.1")
+    connect(unreachable, ssh_credentials(organization, sshd, name="down", port=free_port()))
+    ok, waiting = queue(reachable, "echo up"), queue(unreachable, "echo up")
+    services.execute_waiting_commands()
+    ok.refresh_from_db(), waiting.refresh_from_db()
+    assert (ok.status, ok.output) == (CommandStatus.SUCCESS, "up\n")
+    assert (waiting.status, waiting.started) == (CommandStatus.IN_PROGRESS, None)
+    assert waiting.failure_reason.startswith("Retrying: Connection refused")
+    assert services.execute_waiting_commands() == []  # its retry task runs it, not the next batch
+    connection = unreachable.connections.get()
+    assert connection.is_working is False
+    last = services.run_command(
+        device=unreachable, type="custom", input={"command": "true"}, requested_by=None, connection=connection
+    )
+    with override_settings(NETFLEET_CONNECTIONS_COMMAND_RETRIES=0):
+        services.execute_waiting_commands()
+    last.refresh_from_db()
+    assert last.status == CommandStatus.FAILED and last.failure_reason.startswith("Connection refused")
+
+
 def test_redelivered_command_is_not_run_twice(organization, device):
     command = Command.objects.create(device=device, type="custom", input={"command": "true"}, started=timezone.now())
     assert services.command_to_run(command.pk) is None
@@ -170,18 +234,80 @@ def linux_device(sshd, organization):
 
 def test_pushes_are_debounced(linux_device):
     device, template, connection = linux_device
-    now = timezone.now()
-    assert services.schedule_config_pushes(now=now) == []  # applied: nothing to push
-    change_template(template, 1400)
-    assert services.schedule_config_pushes(now=now) == []  # armed, due after the debounce
-    change_template(template, 1300)  # another edit within the window re-arms it
-    assert services.schedule_config_pushes(now=now + timedelta(seconds=3)) == []
-    assert services.schedule_config_pushes(now=now + timedelta(seconds=6)) == []
-    assert services.schedule_config_pushes(now=now + timedelta(seconds=9)) == [connection.pk]
-    assert services.schedule_config_pushes(now=now + timedelta(seconds=20)) == []  # pushed once
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        assert services.schedule_config_pushes() == []  # applied: nothing to push
+        change_template(template, 1400)  # armed by the controller's hook, due after the debounce
+        connection.refresh_from_db()
+        assert connection.push_due == start + timedelta(seconds=5)
+        assert connection.push_checksum == Config.objects.get(device=device).checksum
+        clock.shift(3)
+        assert services.schedule_config_pushes() == []
+        change_template(template, 1300)  # another edit within the window re-arms it
+        clock.shift(3)
+        assert services.schedule_config_pushes() == []  # 6 s after the first edit, 3 s after the last
+        clock.shift(2)
+        assert services.schedule_config_pushes() == [connection.pk]  # 5 s after the last: one push
+        assert services.schedule_config_pushes() == []  # pushed once
+        clock.shift(20)
+        assert services.schedule_config_pushes() == []
+        DeviceConnection.objects.filter(pk=connection.pk).update(is_working=False)
+        change_template(template, 1200)
+        clock.shift(60)
+        assert services.schedule_config_pushes() == []  # unreachable: skipped
+
+
+def test_periodic_scan_is_the_backstop_for_connections_usable_later(linux_device):
+    device, template, connection = linux_device
     DeviceConnection.objects.filter(pk=connection.pk).update(is_working=False)
-    change_template(template, 1200)
-    assert services.schedule_config_pushes(now=now + timedelta(seconds=60)) == []  # unreachable: skipped
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        change_template(template, 1400)  # nothing to arm: the device's only connection failed
+        connection.refresh_from_db()
+        assert (connection.push_checksum, connection.push_due) == ("", None)
+        DeviceConnection.objects.filter(pk=connection.pk).update(is_working=True)  # e.g. a re-test revived it
+        assert services.schedule_config_pushes() == []  # the scan arms it
+        clock.shift(5)
+        assert services.schedule_config_pushes() == [connection.pk]
+
+
+def test_scan_claims_a_due_push_once(linux_device):
+    device, template, connection = linux_device
+    with override_settings(NETFLEET_CONNECTIONS_PUSH_DEBOUNCE=0):
+        change_template(template, 1400)
+    # the scan queued by the change and the periodic one: whichever comes first pushes, the other finds nothing
+    assert services.schedule_config_pushes(connection_ids=[connection.pk]) == [connection.pk]
+    assert services.schedule_config_pushes() == []
+
+
+def test_configs_modified_hook_is_one_query_without_connections(organization, django_assert_num_queries):
+    assert hooks.arm_config_pushes in extensions.CONFIGS_MODIFIED
+    config_ids = [make_device(organization).config.pk for _ in range(3)]
+    with django_assert_num_queries(1):
+        assert services.arm_config_pushes(config_ids=config_ids) == []
+
+
+def test_template_change_over_the_api_arms_the_push(
+    sshd, client_as, organization, linux_device, django_capture_on_commit_callbacks
+):
+    device, template, connection = linux_device
+    other = connect(device, ssh_credentials(organization, sshd, name="other"))
+    client = client_as(Role.NETWORK_ADMIN)[0]
+    config = {"interfaces": [{"name": "lan0", "type": "ethernet", "mtu": 1400}]}
+    before = timezone.now()
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.patch(f"/api/v1/controller/template/{template.pk}/", {"config": config})
+    assert response.status_code == 200, response.content
+    assert Config.objects.get(device=device).status == ConfigStatus.MODIFIED
+    connection.refresh_from_db(), other.refresh_from_db()
+    # armed right away, without waiting for the periodic scan: due once the debounce period has passed
+    assert connection.push_checksum == Config.objects.get(device=device).checksum
+    assert before + timedelta(seconds=5) <= connection.push_due <= timezone.now() + timedelta(seconds=5)
+    assert (other.push_checksum, other.push_due) == ("", None)  # one connection per device
+    assert len(callbacks) == 1  # the scan of the armed connection, queued for when it is due
+    assert services.schedule_config_pushes(connection_ids=[connection.pk]) == []  # not due yet
+    due = services.schedule_config_pushes(connection_ids=[connection.pk], now=connection.push_due)
+    assert due == [connection.pk]
 
 
 def test_linux_push_uploads_unpacks_and_applies(sshd, linux_device, tmp_path):
@@ -227,3 +353,91 @@ def test_push_to_unreachable_device_marks_connection(sshd, organization):
     connection.refresh_from_db()
     assert connection.is_working is False and "refused" in connection.failure_reason
     assert Config.objects.get(device=device).status == ConfigStatus.MODIFIED
+
+
+# --- re-test of failed connections ---------------------------------------------------------------------------
+
+
+def retest_due():
+    """A moment past the re-test interval."""
+    return timezone.now() + timedelta(seconds=settings.NETFLEET_CONNECTIONS_RETEST_INTERVAL + 1)
+
+
+def test_retest_revives_a_fixed_connection_and_keeps_a_broken_one_failed(
+    sshd, organization, django_capture_on_commit_callbacks
+):
+    fixed_device = make_device(organization, management_ip="127.0.0.1")
+    broken_device = make_device(organization, management_ip="127.0.0.1")
+    fixed_credentials = ssh_credentials(organization, sshd, name="typo", port=free_port())
+    fixed = connect(fixed_device, fixed_credentials)
+    broken = connect(broken_device, ssh_credentials(organization, sshd, name="gone", port=free_port()))
+    for device in (fixed_device, broken_device):
+        assert run(device, "true").status == CommandStatus.FAILED  # refused: the connection is marked failed
+    with pytest.raises(services.NoUsableConnection):
+        run(fixed_device, "true")
+    services.update_credentials(credentials=fixed_credentials, params={"username": sshd.user, "port": sshd.port})
+
+    assert services.retest_connections() == []  # attempted within the interval: not yet
+    now = retest_due()
+    with django_capture_on_commit_callbacks() as callbacks:
+        queued = services.retest_connections(now=now)
+    assert sorted(queued) == sorted([fixed.pk, broken.pk]) and len(callbacks) == 1  # one chunk
+    assert services.retest_connections(now=now) == []  # claimed: queued once
+    checked = timezone.now()
+    services.check_connections(connection_ids=queued)
+
+    fixed.refresh_from_db(), broken.refresh_from_db()
+    assert (fixed.is_working, fixed.failure_reason) == (True, "")
+    assert fixed.host_key.split()[:2] == sshd.host_key.with_suffix(".pub").read_text().split()[:2]
+    assert fixed.last_attempt >= checked and broken.last_attempt >= checked
+    assert broken.is_working is False and broken.failure_reason.startswith("Connection refused by 127.0.0.1:")
+    assert run(fixed_device, "echo back").output == "back\n"  # usable again
+
+
+def test_retest_reports_wrong_credentials(sshd, organization):
+    device = make_device(organization, management_ip="127.0.0.1")
+    connection = connect(device, ssh_credentials(organization, sshd, password="not-the-password"))
+    services.check_connections(connection_ids=services.retest_connections(now=retest_due()))
+    connection.refresh_from_db()
+    assert connection.is_working is False and connection.last_attempt
+    assert connection.failure_reason == f"Authentication failed on 127.0.0.1:{sshd.port} for user {sshd.user!r} " + (
+        "(wrong password or key)"
+    )
+
+
+def test_retest_picks_failed_and_untried_connections_of_reachable_devices(sshd, organization):
+    credentials = ssh_credentials(organization, sshd)
+    now = timezone.now()
+    recent = now - timedelta(seconds=settings.NETFLEET_CONNECTIONS_RETEST_INTERVAL - 10)
+    old = now - timedelta(seconds=settings.NETFLEET_CONNECTIONS_RETEST_INTERVAL + 10)
+
+    def connection(*, device=None, **fields):
+        return connect(device or make_device(organization, management_ip="127.0.0.1"), credentials, **fields)
+
+    failed_long_ago = connection(is_working=False, last_attempt=old)
+    never_tried = connection()
+    through_last_ip = connection(device=make_device(organization, last_ip="127.0.0.1"), is_working=False)
+    connection(is_working=False, last_attempt=recent)
+    connection(is_working=True, last_attempt=old)
+    connection(is_working=False, last_attempt=old, enabled=False)
+    connection(device=make_device(organization), is_working=False, last_attempt=old)  # no address to test
+    deactivated = connection(is_working=False, last_attempt=old)
+    controller_services.deactivate_device(device=deactivated.device)
+
+    queued = services.retest_connections(now=now)
+    assert sorted(queued) == sorted([failed_long_ago.pk, never_tried.pk, through_last_ip.pk])
+    assert set(DeviceConnection.objects.filter(last_attempt=now).values_list("pk", flat=True)) == set(queued)
+
+
+@override_settings(NETFLEET_CONNECTIONS_PUSH_CHUNK=2)
+def test_retest_queues_chunks(sshd, organization, django_capture_on_commit_callbacks):
+    credentials = ssh_credentials(organization, sshd)
+    connections = [
+        connect(make_device(organization, management_ip="127.0.0.1"), credentials, is_working=False) for _ in range(5)
+    ]
+    with django_capture_on_commit_callbacks() as callbacks:
+        queued = services.retest_connections()
+    assert len(queued) == 5 and len(callbacks) == 3  # chunks of 2, 2 and 1
+    for start in range(0, 5, 2):
+        services.check_connections(connection_ids=queued[start : start + 2])
+    assert all(DeviceConnection.objects.get(pk=c.pk).is_working for c in connections)

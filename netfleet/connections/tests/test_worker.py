@@ -13,14 +13,14 @@ from django.test import override_settings
 
 from netfleet.accounts.roles import Role
 from netfleet.connections import services
-from netfleet.connections.choices import CommandStatus
+from netfleet.connections.choices import CommandStatus, UpdateStrategy
 from netfleet.connections.models import Command
 from netfleet.controller import services as controller_services
 from netfleet.controller.choices import ConfigStatus
 from netfleet.controller.factories import TemplateFactory, make_device
 from netfleet.controller.models import Config
 
-from .helpers import CREDENTIALS, device_url
+from .helpers import CREDENTIALS, connect, device_url, ssh_credentials
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -94,6 +94,37 @@ def test_sweep_fails_the_command_of_a_killed_worker(celery_worker, sshd, client_
     body = client.get(url).json()
     assert body["status"] == CommandStatus.FAILED and body["finished"]
     assert "worker" in body["failure_reason"]
+
+
+def test_template_change_is_pushed_without_the_periodic_scan(celery_worker, sshd, client_as, organization):
+    lan = {"interfaces": [{"name": "lan0", "type": "ethernet", "mtu": 1500}]}
+    template = TemplateFactory(organization=organization, config=lan)
+    device = make_device(organization, management_ip="127.0.0.1", templates=[template])
+    Config.objects.filter(device=device).update(status=ConfigStatus.APPLIED)
+    credentials = ssh_credentials(organization, sshd)
+    connection = connect(device, credentials, update_strategy=UpdateStrategy.LINUX_SSH)
+    client = client_as(Role.NETWORK_ADMIN)[0]
+    # no beat runs here: only the scan queued by the change can push
+    with override_settings(NETFLEET_CONNECTIONS_PUSH_DEBOUNCE=1):
+        for mtu in (1400, 1300):  # two edits within the debounce period: one push, of the last
+            config = {"interfaces": [{"name": "lan0", "type": "ethernet", "mtu": mtu}]}
+            response = client.patch(f"/api/v1/controller/template/{template.pk}/", {"config": config})
+            assert response.status_code == 200, response.content
+    connection.refresh_from_db()
+    assert connection.push_due and connection.push_checksum == Config.objects.get(device=device).checksum
+
+    wait_for(lambda: Config.objects.get(device=device).status == ConfigStatus.APPLIED, 20, log=celery_worker.log)
+    network = (sshd.home / "netfleet-config" / "current" / "etc" / "config" / "network").read_text()
+    assert "option mtu '1300'" in network
+    log = celery_worker.log()
+    assert _received(log, "schedule_config_pushes") == 2  # a scan queued by each edit
+    assert _received(log, "push_configs") == 1  # and one push
+    connection.refresh_from_db()
+    assert (connection.is_working, connection.push_due) == (True, None)
+
+
+def _received(log, task):
+    return sum(1 for line in log.splitlines() if f"tasks.{task}[" in line and " received" in line)
 
 
 AGENT = textwrap.dedent(
