@@ -52,6 +52,11 @@ ConfigTemplate.objects.bulk_create(
 )
 sample = list(Device.objects.filter(organization=organization).values_list("pk", "key")[: {count}])
 random.Random(7).shuffle(sample)
+# the polled devices' configs rendered, as every config of a real fleet is (creation renders it): agent polls
+# then measure serving a stored checksum, not a device's very first render
+from netfleet.controller.services import refresh_configs
+sampled = [pk for pk, key in sample[: {sample}]]
+refresh_configs(list(Config.objects.filter(device_id__in=sampled, checksum="").values_list("pk", flat=True)))
 print(json.dumps({{"devices": Device.objects.filter(organization=organization).count(),
                   "sample": [[pk.hex, key] for pk, key in sample[: {sample}]]}}))
 """

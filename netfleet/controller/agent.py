@@ -116,9 +116,15 @@ def _agent_state(device_id, key):
         if cached["key"] != key:
             raise AgentError(403, "wrong key")
         return cached, True
-    device = load_device(device_id.hex, key)
-    if device.config.checksum:
-        return services.remember_agent_state(device, device.config.checksum), False
+    stored = services.stored_agent_state(device_id)
+    if stored is None:
+        raise AgentError(404, "device not found")
+    if stored["key"] != key:
+        raise AgentError(403, "wrong key")
+    if stored["checksum"]:
+        cache.set(services.agent_cache_key(device_id), stored, timeout=services.agent_ttl())
+        return stored, False
+    device = load_device(device_id.hex, key)  # a config never rendered: render it now
     services.refresh_configs([device.config.pk])
     return cache.get(services.agent_cache_key(device_id)), False
 
@@ -138,14 +144,14 @@ def download_config(request, device_id):
     key = required(request.GET, "key")
     device_uuid = parse_device_id(device_id)
     state, _ = _agent_state(device_uuid, key)
-    archive = cache.get(services.archive_cache_key(device_uuid))
+    archive = cache.get(services.archive_cache_key(device_uuid, state["checksum"]))
     if archive is None:
         # render now; if the result differs from the stored checksum, refresh_configs records the new one (and
         # `modified`), so the archive always matches the checksum the agent is told
         config_id = Config.objects.filter(device_id=device_uuid).values_list("pk", flat=True).get()
         services.refresh_configs([config_id])
         state = cache.get(services.agent_cache_key(device_uuid))
-        archive = cache.get(services.archive_cache_key(device_uuid))
+        archive = cache.get(services.archive_cache_key(device_uuid, state["checksum"]))
     if _note_addresses(device_uuid, request, state):
         cache.set(services.agent_cache_key(device_uuid), state, timeout=services.agent_ttl())
     response = text(archive, content_type="application/octet-stream")
