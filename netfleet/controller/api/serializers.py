@@ -1,8 +1,10 @@
 import copy
+import uuid
 from datetime import UTC
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.exceptions import ErrorDetail
@@ -57,12 +59,25 @@ def _unique(message):
 
 
 def template_ids_of(config_ids):
-    """{config id: [template ids in order]} of many configs in one query (a prefetch costs ~10x more)."""
+    """{config id: [template ids in order]} of many configs in one statement (a prefetch costs ~10x more)."""
     found = {config_id: [] for config_id in config_ids}
-    links = ConfigTemplate.objects.filter(config_id__in=list(found)).order_by("order")
-    for config_id, template_id in links.values_list("config_id", "template_id"):
-        found[config_id].append(str(template_id))
+    if not found:
+        return found
+    prep = ConfigTemplate._meta.get_field("config").target_field.get_db_prep_value
+    table = connection.ops.quote_name(ConfigTemplate._meta.db_table)
+    sql = (
+        f"SELECT config_id, template_id FROM {table} "  # noqa: S608 - no user text
+        f"WHERE config_id IN ({','.join(['%s'] * len(found))}) ORDER BY {connection.ops.quote_name('order')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [prep(config_id, connection) for config_id in found])
+        for config_id, template_id in cursor.fetchall():
+            found[_as_uuid(config_id)].append(str(_as_uuid(template_id)))
     return found
+
+
+def _as_uuid(value):
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)  # SQLite's driver gives hex text
 
 
 # The device list reads these columns, not model instances: on a page of 100 the ORM's instances and DRF's

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from netfleet.accounts.models import Organization
 from netfleet.core.api.exceptions import QueryValidationError
-from netfleet.core.api.pagination import ItemsPagination
+from netfleet.core.api.pagination import CountedRows, ItemsPagination
 from netfleet.core.api.permissions import TenantPermission
 from netfleet.core.api.renderers import JSONRenderer
 from netfleet.core.api.views import NetfleetModelViewSet, TenantScopedMixin
@@ -80,7 +80,8 @@ class DeviceViewSet(ArchiveDownloadMixin, NetfleetModelViewSet):
     permission_write = "device:write"
 
     def list(self, request, *args, **kwargs):
-        rows = self.filter_queryset(self.get_queryset()).values_list(*api_serializers.DEVICE_LIST_COLUMNS)
+        devices = self.filter_queryset(self.get_queryset())
+        rows = CountedRows(devices.values_list(*api_serializers.DEVICE_LIST_COLUMNS), devices.select_related(None))
         return self.get_paginated_response(api_serializers.device_list_items(self.paginate_queryset(rows)))
 
     def perform_create(self, serializer):

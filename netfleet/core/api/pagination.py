@@ -89,3 +89,20 @@ class ItemsPagination(ResultsPagination):
                 "per_page": {"type": "integer"},
             },
         }
+
+
+class CountedRows:
+    """Rows to paginate (e.g. a `values_list` with joined columns) whose total is counted on a cheaper
+    queryset: the count need not pay for the joins the rows need."""
+
+    def __init__(self, rows, counted):
+        self.rows, self.counted = rows, counted
+
+    def count(self):
+        return self.counted.count()
+
+    def __len__(self):
+        return self.count()
+
+    def __getitem__(self, index):
+        return self.rows[index]
