@@ -123,6 +123,9 @@ def run_workload(workload, context, instance, args):
         result.update(
             stored=stored, stored_per_s=round(stored / args.duration, 1), lost=max(result["requests"] - stored, 0)
         )
+    if result["errors"]:
+        # what the server said about them (timeouts leave no line: wrk gave up waiting)
+        result["server_errors"] = [line[:300] for line in instance.log_tail(400).splitlines() if '"ERROR"' in line][-3:]
     return {
         "name": workload.name,
         **result,

@@ -135,7 +135,8 @@ if _database_url:
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's SQLite backend; concurrent write transactions queue on a file lock (netfleet.core.db.sqlite)
+            "ENGINE": "netfleet.core.db.sqlite",
             "NAME": DATA_DIR / "netfleet.sqlite3",
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so concurrent writers wait (busy timeout)

@@ -7,13 +7,7 @@ requests in flight (storage that falls behind slows the answers down instead of 
 alone writes its own item at once: there is no timer and no background thread.
 """
 
-import fcntl
 import threading
-from contextlib import contextmanager
-from pathlib import Path
-
-from django.conf import settings
-from django.db import connection
 
 
 class _Ticket:
@@ -74,21 +68,3 @@ class GroupCommit:
     @staticmethod
     def _finish(ticket, *, result=None, error=None):
         ticket.result, ticket.error, ticket.done = result, error, True
-
-
-@contextmanager
-def interprocess_write_lock(name):
-    """On SQLite, serialize one kind of batch writer across the processes of a host with a file lock: a
-    waiting writer sleeps in the kernel and wakes the moment the lock is free, where SQLite's busy handler
-    would poll with growing sleeps (up to 100 ms each) while the other process writes. A no-op on servers
-    with row locks (PostgreSQL)."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    path = Path(settings.DATA_DIR) / f"{name}.lock"
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from netfleet.accounts.models import Organization
 from netfleet.controller.models import Device
-from netfleet.core.batching import GroupCommit, interprocess_write_lock
+from netfleet.core.batching import GroupCommit
 
 from . import netjson
 from .choices import HealthMetric
@@ -55,7 +55,7 @@ def store_documents(documents):
     """Store valid documents in one transaction; one result (new points of the batch) per document."""
     backend = get_backend()
     device_ids = sorted({document.device.pk for document in documents})
-    with interprocess_write_lock("monitoring-ingest"), transaction.atomic():
+    with transaction.atomic():
         states = _locked_states(device_ids)
         metrics = _metrics(device_ids)
         points, created_metrics = _Points(backend), []
