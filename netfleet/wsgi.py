@@ -6,6 +6,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "netfleet.settings")
 
 _django = get_wsgi_application()
 
+from netfleet.controller.agent import cached_checksum  # noqa: E402 - needs the apps loaded above
+
 
 def application(environ, start_response):
     """Django's WSGI handler, answering a complete body as a one-item list.
@@ -15,6 +17,10 @@ def application(environ, start_response):
     list lets the server send the bytes at once (PEP 3333 allows both). Streaming responses (file downloads,
     firmware images) are still passed through as iterators.
     """
+    if environ.get("PATH_INFO", "").startswith("/controller/"):
+        answer = cached_checksum(environ, start_response)  # the fleet's checksum polls, from the cache
+        if answer is not None:
+            return answer
     response = _django(environ, start_response)
     if getattr(response, "streaming", True):
         return response

@@ -17,6 +17,22 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
+def request_ids(supplied):
+    """(id used in logs and error bodies, X-Request-ID value) for a request carrying `supplied` (or None)."""
+    if supplied and _CLIENT_REQUEST_ID.match(supplied):
+        return f"ext-{supplied}", supplied
+    generated = uuid.uuid4().hex
+    return generated, generated
+
+
+def log_request(*, method, path, status, started, remote_addr):
+    """The one access log line of a request (when INFO is on)."""
+    if logger.isEnabledFor(logging.INFO):
+        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        extra = {"method": method, "path": path, "status": status, "duration_ms": duration_ms}
+        logger.info("request", extra={**extra, "remote_addr": remote_addr})
+
+
 class RequestIdMiddleware:
     """Gives every request an id (`request.request_id`), echoes it as X-Request-ID and logs the request once.
 
@@ -28,28 +44,19 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        supplied = request.META.get("HTTP_X_REQUEST_ID")  # not request.headers: that parses every header
-        if supplied and _CLIENT_REQUEST_ID.match(supplied):
-            request.request_id = f"ext-{supplied}"
-            header_value = supplied
-        else:
-            request.request_id = header_value = uuid.uuid4().hex
+        # not request.headers: that parses every header
+        request.request_id, header_value = request_ids(request.META.get("HTTP_X_REQUEST_ID"))
         token = current_request_id.set(request.request_id)
         started = time.perf_counter()
         try:
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = header_value
-            if not logger.isEnabledFor(logging.INFO):
-                return response
-            logger.info(
-                "request",
-                extra={
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "remote_addr": request.META.get("REMOTE_ADDR"),
-                },
+            log_request(
+                method=request.method,
+                path=request.path,
+                status=response.status_code,
+                started=started,
+                remote_addr=request.META.get("REMOTE_ADDR"),
             )
             return response
         finally:

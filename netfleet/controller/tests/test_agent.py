@@ -10,7 +10,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from netfleet.accounts.factories import OrganizationFactory
-from netfleet.controller import services
+from netfleet.controller import agent, services
 from netfleet.controller.choices import ConfigStatus
 from netfleet.controller.factories import TemplateFactory, make_device
 from netfleet.controller.models import Config, Device
@@ -156,6 +156,36 @@ class TestPolling:
             response = Client().get(url, {"key": device.key})
         assert response.status_code == 200
         assert len(queries) == 0, [q["sql"] for q in queries]
+
+    def test_cache_hits_are_answered_below_django_as_django_would(self, device):
+        """netfleet.wsgi answers a cached poll itself (agent.cached_checksum); anything else goes to the view."""
+        url = f"/controller/device/checksum/{device.pk.hex}/"
+        by_view = Client(REMOTE_ADDR="127.0.0.1").get(url, {"key": device.key})  # fills the cache, records last_ip
+
+        def shortcut(path=url, key=device.key, method="GET", **environ):
+            started = {}
+            environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": f"key={key}",
+                       "REMOTE_ADDR": "127.0.0.1", **environ}  # fmt: skip
+            body = agent.cached_checksum(
+                environ, lambda status, headers: started.update(status=status, headers=headers)
+            )
+            return body, started
+
+        with CaptureQueriesContext(connection) as queries:
+            body, started = shortcut(HTTP_X_REQUEST_ID="poll-1")
+        assert queries.captured_queries == []
+        assert body == [by_view.content] and started["status"] == "200 OK"
+        headers = dict(started["headers"])
+        assert headers["X-Openwisp-Controller"] == "true" and headers["X-Request-ID"] == "poll-1"
+        assert headers["Content-Type"] == by_view["Content-Type"]
+        assert shortcut(path=url[:-1])[0] == [by_view.content]  # without the trailing slash, as the agent may ask
+        # the view answers everything else: wrong key, a new address, other methods, unknown devices
+        assert shortcut(key="wrong")[0] is None
+        assert shortcut(REMOTE_ADDR="192.0.2.9")[0] is None
+        assert shortcut(QUERY_STRING=f"key={device.key}&management_ip=10.9.9.9")[0] is None
+        assert shortcut(method="HEAD")[0] is None and shortcut(method="POST")[0] is None
+        assert shortcut(path=f"/controller/device/checksum/{'0' * 32}/")[0] is None
+        assert shortcut(path=f"/controller/device/download-config/{device.pk.hex}/")[0] is None
 
     def test_records_last_ip_and_management_ip(self, device):
         Client().get(
