@@ -7,7 +7,7 @@ from rest_framework import exceptions, generics, mixins, permissions, renderers,
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from netfleet.connections.api.views import DEVICE_PARAMETER, DeviceNestedMixin
+from netfleet.controller.api.nested import DEVICE_PARAMETER, DeviceNestedMixin
 from netfleet.controller.models import Device
 from netfleet.core.api.pagination import ResultsPagination
 from netfleet.core.api.permissions import TenantPermission

@@ -3,7 +3,7 @@ maintenance windows. Reading needs monitoring:read, writing monitoring:write."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 
-from netfleet.connections.api.views import DEVICE_PARAMETER, DeviceNestedMixin
+from netfleet.controller.api.nested import DEVICE_PARAMETER, DeviceNestedMixin
 from netfleet.core.api.views import NetfleetModelViewSet
 
 from .. import alert_rules, filters
