@@ -126,17 +126,35 @@ class SQLBackend(TimeSeriesBackend):
             "AND field NOT LIKE %s ESCAPE '!'"
         )
         params = [*device_params, *metrics, start, end, "%!_counter"]
-        sql = (
-            f"SELECT {series}, bucket, SUM(n), SUM(total), MIN(low), MAX(high) FROM ("  # noqa: S608 - no user text
-            f"SELECT {series}, time / {bucket} AS bucket, COUNT(*) AS n, SUM(value) AS total, MIN(value) AS low, "
-            f"MAX(value) AS high FROM {Point._meta.db_table} {selection} GROUP BY {series}, time / {bucket} "
-            f"UNION ALL SELECT {series}, time / {bucket}, SUM(count), SUM(sum), MIN(min), MAX(max) "
-            f"FROM {Rollup._meta.db_table} {selection} GROUP BY {series}, time / {bucket}"
-            f") merged GROUP BY {series}, bucket ORDER BY {series}, bucket"
-        )
+        if not self._any_rollup(selection, params):
+            # the common case (a range inside the raw retention): raw points alone, no merge
+            sql = (
+                f"SELECT {series}, time / {bucket} AS bucket, COUNT(*), SUM(value), MIN(value), MAX(value) "  # noqa: S608
+                f"FROM {Point._meta.db_table} {selection} GROUP BY {series}, time / {bucket} ORDER BY {series}, bucket"
+            )
+        else:
+            sql = (
+                f"SELECT {series}, bucket, SUM(n), SUM(total), MIN(low), MAX(high) FROM ("  # noqa: S608 - no user text
+                f"SELECT {series}, time / {bucket} AS bucket, COUNT(*) AS n, SUM(value) AS total, MIN(value) AS low, "
+                f"MAX(value) AS high FROM {Point._meta.db_table} {selection} GROUP BY {series}, time / {bucket} "
+                f"UNION ALL SELECT {series}, time / {bucket}, SUM(count), SUM(sum), MIN(min), MAX(max) "
+                f"FROM {Rollup._meta.db_table} {selection} GROUP BY {series}, time / {bucket}"
+                f") merged GROUP BY {series}, bucket ORDER BY {series}, bucket"
+            )
+            params = params + params
         with connection.cursor() as cursor:
-            cursor.execute(sql, params + params)
-            rows = cursor.fetchall()
+            cursor.execute(sql, params)
+            return self._buckets(cursor.fetchall(), bucket, by_device)
+
+    @staticmethod
+    def _any_rollup(selection, params):
+        """Whether any rollup falls in the selection (one index probe)."""
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {Rollup._meta.db_table} {selection} LIMIT 1", params)  # noqa: S608
+            return cursor.fetchone() is not None
+
+    @staticmethod
+    def _buckets(rows, bucket, by_device):
         if not by_device:
             return [
                 Bucket(metric, tag, field, int(index) * bucket, int(n), float(total), float(low), float(high))
