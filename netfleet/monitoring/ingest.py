@@ -260,7 +260,11 @@ def _stored_counters(backend, device, body, time_us):
     for interface in body.get("interfaces") or []:
         name = interface["name"]
         stored = backend.latest(
-            device_id=device.pk, metric="traffic", tag=name, fields=("rx_counter", "tx_counter"), before=time_us
+            device_id=device.pk,
+            metric=netjson.COUNTER_METRIC,
+            tag=name,
+            fields=("rx_counter", "tx_counter"),
+            before=time_us,
         )
         if stored:
             previous[name] = [stored.get("rx_counter"), stored.get("tx_counter")]

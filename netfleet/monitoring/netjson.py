@@ -211,6 +211,7 @@ def validate_document(document):
 
 # --- derived metrics ---------------------------------------------------------------------------------------
 
+COUNTER_METRIC = "traffic_counter"  # raw interface byte counters: late documents take their deltas from them
 ACCESS_TECHNOLOGIES = {"gsm": 2, "umts": 3, "lte": 4, "5g": 5}  # value stored: the generation
 SIGNAL_STRENGTH = ("rssi", "rsrp")
 SIGNAL_QUALITY = ("rsrq", "snr", "sinr", "ecio")
@@ -276,8 +277,9 @@ def derive(document, previous_counters):
             points += [
                 ("traffic", name, "rx_bytes", traffic_delta(rx, previous[0])),
                 ("traffic", name, "tx_bytes", traffic_delta(tx, previous[1])),
-                ("traffic", name, "rx_counter", rx),
-                ("traffic", name, "tx_counter", tx),
+                # the raw counters, under their own metric so traffic charts never read them
+                (COUNTER_METRIC, name, "rx_counter", rx),
+                (COUNTER_METRIC, name, "tx_counter", tx),
             ]
         wireless = interface.get("wireless")
         if wireless is not None and "clients" in wireless:

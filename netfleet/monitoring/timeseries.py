@@ -121,11 +121,8 @@ class SQLBackend(TimeSeriesBackend):
         metrics = list(metrics)
         series = "device_id, metric, tag, field" if by_device else "metric, tag, field"
         bucket = int(bucket)
-        selection = (
-            f"WHERE {devices} AND metric IN ({','.join(['%s'] * len(metrics))}) AND time >= %s AND time < %s "
-            "AND field NOT LIKE %s ESCAPE '!'"
-        )
-        params = [*device_params, *metrics, start, end, "%!_counter"]
+        selection = f"WHERE {devices} AND metric IN ({','.join(['%s'] * len(metrics))}) AND time >= %s AND time < %s"
+        params = [*device_params, *metrics, start, end]
         if not self._any_rollup(selection, params):
             # the common case (a range inside the raw retention): raw points alone, no merge
             sql = (
