@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from netfleet.core.exceptions import NetfleetError
 from netfleet.core.logging import current_request_id
-from netfleet.core.middleware import REQUEST_ID_HEADER, log_request, request_ids
+from netfleet.core.middleware import REQUEST_ID_HEADER, host_allowed, log_request, request_ids
 
 from . import services
 from .choices import ConfigStatus
@@ -256,7 +256,7 @@ def cached_checksum(environ, start_response):
     if environ.get("REQUEST_METHOD") != "GET":
         return None
     match = _CHECKSUM_PATH.match(environ.get("PATH_INFO", ""))
-    if match is None:
+    if match is None or not host_allowed(environ):
         return None
     query = parse_qs(environ.get("QUERY_STRING", ""))
     key = (query.get("key") or [""])[-1]

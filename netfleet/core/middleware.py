@@ -7,6 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.http.request import split_domain_port, validate_host
 from django.urls import Resolver404, resolve
 
 from netfleet.core.logging import current_request_id
@@ -123,7 +124,8 @@ class FastPathMiddleware:
     middleware they never use — sessions, CSRF, user auth, messages, static files. A view under
     NETFLEET_FAST_PATH_PREFIXES whose `fast_path(request)` accepts the request (it authenticates by device key
     itself) is called straight after the request id, the path normaliser, the rate limiter (which limits
-    device-key ingest per device and leaves the agent's /controller/ paths alone) and the body limit."""
+    device-key ingest per device and leaves the agent's /controller/ paths alone), the body limit and the
+    ALLOWED_HOSTS check."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -144,5 +146,16 @@ class FastPathMiddleware:
             length = 0
         if length > settings.NETFLEET_MAX_BODY_SIZE:
             return body_too_large(settings.NETFLEET_MAX_BODY_SIZE)
+        request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware would check it (DisallowedHost: a 400)
         request.resolver_match = match
         return match.func(request, *match.args, **match.kwargs)
+
+
+def host_allowed(environ):
+    """Whether a WSGI request's Host is in ALLOWED_HOSTS, by the rule of Django's `HttpRequest.get_host()` (for
+    answers given before Django builds a request)."""
+    domain, _ = split_domain_port(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""))
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return bool(domain) and validate_host(domain, allowed)

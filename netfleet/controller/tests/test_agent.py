@@ -165,7 +165,7 @@ class TestPolling:
         def shortcut(path=url, key=device.key, method="GET", **environ):
             started = {}
             environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": f"key={key}",
-                       "REMOTE_ADDR": "127.0.0.1", **environ}  # fmt: skip
+                       "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "testserver", **environ}  # fmt: skip
             body = agent.cached_checksum(
                 environ, lambda status, headers: started.update(status=status, headers=headers)
             )
@@ -186,6 +186,13 @@ class TestPolling:
         assert shortcut(method="HEAD")[0] is None and shortcut(method="POST")[0] is None
         assert shortcut(path=f"/controller/device/checksum/{'0' * 32}/")[0] is None
         assert shortcut(path=f"/controller/device/download-config/{device.pk.hex}/")[0] is None
+        assert shortcut(HTTP_HOST="evil.example")[0] is None
+
+    def test_hosts_outside_allowed_hosts_are_refused(self, device):
+        response = Client(HTTP_HOST="evil.example").get(
+            f"/controller/device/checksum/{device.pk.hex}/", {"key": device.key}
+        )
+        assert response.status_code == 400
 
     def test_records_last_ip_and_management_ip(self, device):
         Client().get(
