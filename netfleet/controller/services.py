@@ -17,6 +17,7 @@ from django.db.models import F, Q
 
 from netfleet.accounts.models import Organization
 from netfleet.core.exceptions import Conflict, NetfleetError
+from netfleet.core.sql import table
 
 from . import extensions, rendering
 from .choices import ConfigBackend, ConfigStatus
@@ -346,11 +347,9 @@ def stored_agent_state(device_id):
     """What a checksum poll needs, read from the database in one statement (an agent cache miss): the state
     remember_agent_state caches, or None for an unknown or deactivated device (or inactive organization).
     Written out: on this path the ORM's query compilation cost several times the query."""
-    quote = connection.ops.quote_name
-    device, organization, config = (quote(model._meta.db_table) for model in (Device, Organization, Config))
     sql = (
-        f"SELECT d.key, d.name, d.last_ip, d.management_ip, c.checksum FROM {device} d "  # noqa: S608 - no user text
-        f"JOIN {organization} o ON o.id = d.organization_id LEFT JOIN {config} c ON c.device_id = d.id "
+        f"SELECT d.key, d.name, d.last_ip, d.management_ip, c.checksum FROM {table(Device)} d "  # noqa: S608
+        f"JOIN {table(Organization)} o ON o.id = d.organization_id LEFT JOIN {table(Config)} c ON c.device_id = d.id "
         "WHERE d.id = %s AND NOT d.is_deactivated AND o.is_active"
     )
     with connection.cursor() as cursor:

@@ -9,7 +9,6 @@ is no queue to fall behind (the reference system answered fast but stored 1-9 do
 without bound).
 """
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,6 +18,7 @@ from django.utils import timezone
 from netfleet.accounts.models import Organization
 from netfleet.controller.models import Device
 from netfleet.core.batching import GroupCommit
+from netfleet.core.sql import as_uuid, placeholders, table
 
 from . import netjson
 from .choices import HealthMetric
@@ -100,26 +100,14 @@ class _State:
     last_data_time: datetime | None = None
 
 
-def _table(model):
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _placeholders(values):
-    return ",".join(["%s"] * len(values))
-
-
-def _uuid(value):
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
-
-
 DEVICE_COLUMNS = ["id", "organization_id", "site_id", "name", "key", "is_deactivated"]  # in the model's order
 
 
 def find_device(device_id):
     """The active device (of an active organization) an ingest is for, with the columns ingest needs; or None."""
     sql = (
-        f"SELECT {', '.join('d.' + name for name in DEVICE_COLUMNS)} FROM {_table(Device)} d "  # noqa: S608
-        f"JOIN {_table(Organization)} o ON o.id = d.organization_id "
+        f"SELECT {', '.join('d.' + name for name in DEVICE_COLUMNS)} FROM {table(Device)} d "  # noqa: S608
+        f"JOIN {table(Organization)} o ON o.id = d.organization_id "
         "WHERE d.id = %s AND NOT d.is_deactivated AND o.is_active"
     )
     with connection.cursor() as cursor:
@@ -127,7 +115,7 @@ def find_device(device_id):
         row = cursor.fetchone()
     if row is None:
         return None
-    values = [_uuid(row[0]), _uuid(row[1]), row[2] and _uuid(row[2]), row[3], row[4], bool(row[5])]
+    values = [as_uuid(row[0]), as_uuid(row[1]), row[2] and as_uuid(row[2]), row[3], row[4], bool(row[5])]
     return Device.from_db(connection.alias, DEVICE_COLUMNS, values)
 
 
@@ -146,14 +134,16 @@ def _select_states(device_ids):
     json_field = DeviceMonitoring._meta.get_field("ingest_state")
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""  # SQLite: BEGIN IMMEDIATE locked
     sql = (
-        f"SELECT device_id, status, ingest_state FROM {_table(DeviceMonitoring)} "  # noqa: S608 - no user text
-        f"WHERE device_id IN ({_placeholders(device_ids)}) ORDER BY device_id{lock}"
+        f"SELECT device_id, status, ingest_state FROM {table(DeviceMonitoring)} "  # noqa: S608 - no user text
+        f"WHERE device_id IN ({placeholders(device_ids)}) ORDER BY device_id{lock}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [_device_param(device_id) for device_id in device_ids])
         rows = cursor.fetchall()
     return {
-        _uuid(device_id): _State(_uuid(device_id), status, json_field.from_db_value(raw_state, None, connection) or {})
+        as_uuid(device_id): _State(
+            as_uuid(device_id), status, json_field.from_db_value(raw_state, None, connection) or {}
+        )
         for device_id, status, raw_state in rows
     }
 
@@ -181,12 +171,12 @@ def _save_states(states):
             params.append(fields["status_data"].get_db_prep_save(state.status_data, connection))
         params.append(_device_param(state.device_id))
         statements.setdefault(with_data, []).append(params)
-    table = _table(DeviceMonitoring)
+    monitoring_table = table(DeviceMonitoring)
     with connection.cursor() as cursor:
         for with_data, rows in statements.items():
             extra = ", status_data = %s" if with_data else ""
             cursor.executemany(
-                f"UPDATE {table} SET last_data_time = %s, modified = %s, ingest_state = %s, status = %s, "  # noqa: S608
+                f"UPDATE {monitoring_table} SET last_data_time = %s, modified = %s, ingest_state = %s, status = %s, "  # noqa: S608
                 f"status_changed = COALESCE(%s, status_changed){extra} WHERE device_id = %s",
                 rows,
             )
@@ -200,19 +190,19 @@ def _metrics(device_ids):
     sql = (
         f"SELECT {', '.join('m.' + name for name in metric_columns)}, "  # noqa: S608 - no user text
         f"{', '.join('a.' + name for name in settings_columns)} "
-        f"FROM {_table(Metric)} m LEFT JOIN {_table(AlertSettings)} a ON a.metric_id = m.id "
-        f"WHERE m.device_id IN ({_placeholders(device_ids)})"
+        f"FROM {table(Metric)} m LEFT JOIN {table(AlertSettings)} a ON a.metric_id = m.id "
+        f"WHERE m.device_id IN ({placeholders(device_ids)})"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [_device_param(device_id) for device_id in device_ids])
         rows = cursor.fetchall()
     split = len(metric_columns)
     for row in rows:
-        values = [_uuid(row[0]), _uuid(row[1]), row[2], row[3], row[4], _aware(row[5]), _aware(row[6])]
+        values = [as_uuid(row[0]), as_uuid(row[1]), row[2], row[3], row[4], _aware(row[5]), _aware(row[6])]
         metric = Metric.from_db(connection.alias, metric_columns, values)
         custom = None
         if row[split] is not None:
-            custom_values = [_uuid(row[split]), metric.pk, *row[split + 2 :]]
+            custom_values = [as_uuid(row[split]), metric.pk, *row[split + 2 :]]
             custom = AlertSettings.from_db(connection.alias, settings_columns, custom_values)
         metric._state.fields_cache["alert_settings"] = custom  # what rule_for reads: no query per metric
         found[metric.device_id][metric.key] = metric

@@ -19,6 +19,8 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 
+from netfleet.core.sql import as_uuid, placeholders
+
 from .models import Point, Rollup
 
 MICROSECONDS = 1_000_000
@@ -111,7 +113,7 @@ class SQLBackend(TimeSeriesBackend):
             subquery, params = device_ids.values("pk").query.sql_with_params()
             return f"device_id IN ({subquery})", list(params)
         ids = [prep(device_id, connection, prepared=False) for device_id in device_ids] or [None]
-        return f"device_id IN ({','.join(['%s'] * len(ids))})", ids
+        return f"device_id IN ({placeholders(ids)})", ids
 
     def aggregate(self, *, device_ids, metrics, start, end, bucket, by_device=False):
         # One statement over raw points and hourly rollups; written out because the ORM's per-row conversion
@@ -158,8 +160,7 @@ class SQLBackend(TimeSeriesBackend):
             ]
         result = defaultdict(list)
         for device_id, metric, tag, field, index, n, total, low, high in rows:
-            device_id = device_id if isinstance(device_id, uuid.UUID) else uuid.UUID(device_id)
-            result[device_id].append(
+            result[as_uuid(device_id)].append(
                 Bucket(metric, tag, field, int(index) * bucket, int(n), float(total), float(low), float(high))
             )
         return result

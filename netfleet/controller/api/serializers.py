@@ -1,5 +1,4 @@
 import copy
-import uuid
 from datetime import UTC
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -11,6 +10,7 @@ from rest_framework.exceptions import ErrorDetail
 
 from netfleet.accounts.models import Organization, Site
 from netfleet.core.api.serializers import NetfleetModelSerializer
+from netfleet.core.sql import as_uuid, placeholders, table
 from netfleet.core.tenancy import get_access
 
 from .. import extensions
@@ -64,20 +64,15 @@ def template_ids_of(config_ids):
     if not found:
         return found
     prep = ConfigTemplate._meta.get_field("config").target_field.get_db_prep_value
-    table = connection.ops.quote_name(ConfigTemplate._meta.db_table)
     sql = (
-        f"SELECT config_id, template_id FROM {table} "  # noqa: S608 - no user text
-        f"WHERE config_id IN ({','.join(['%s'] * len(found))}) ORDER BY {connection.ops.quote_name('order')}"
+        f"SELECT config_id, template_id FROM {table(ConfigTemplate)} "  # noqa: S608 - no user text
+        f"WHERE config_id IN ({placeholders(found)}) ORDER BY {connection.ops.quote_name('order')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [prep(config_id, connection) for config_id in found])
         for config_id, template_id in cursor.fetchall():
-            found[_as_uuid(config_id)].append(str(_as_uuid(template_id)))
+            found[as_uuid(config_id)].append(str(as_uuid(template_id)))
     return found
-
-
-def _as_uuid(value):
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)  # SQLite's driver gives hex text
 
 
 # The device list reads these columns, not model instances: on a page of 100 the ORM's instances and DRF's
