@@ -126,7 +126,7 @@ def session_is_usable(session, now=None):
     now = now or timezone.now()
     if session.revoked_at is not None or session.expires_at <= now or not session.user.is_active:
         return False
-    return session.api_key_id is None or api_key_is_usable(session.api_key, now)
+    return session.api_key_id is None or (session.api_key is not None and api_key_is_usable(session.api_key, now))
 
 
 def revoke_session(session, *, reason):

@@ -1,5 +1,4 @@
 import copy
-from datetime import UTC
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -10,7 +9,7 @@ from rest_framework.exceptions import ErrorDetail
 
 from netfleet.accounts.models import Organization, Site
 from netfleet.core.api.serializers import NetfleetModelSerializer
-from netfleet.core.sql import as_uuid, placeholders, table
+from netfleet.core.sql import json_fragment, placeholders, table, timestamp_text, uuid_text
 from netfleet.core.tenancy import get_access
 
 from .. import extensions
@@ -59,40 +58,48 @@ def _unique(message):
 
 
 def template_ids_of(config_ids):
-    """{config id: [template ids in order]} of many configs in one statement (a prefetch costs ~10x more)."""
+    """{config id: [template ids (API text) in order]} of many configs in one statement (a prefetch costs ~10x
+    more). The ids are passed and keyed as a raw cursor reads them (`core.sql.raw_rows`)."""
     found = {config_id: [] for config_id in config_ids}
     if not found:
         return found
-    prep = ConfigTemplate._meta.get_field("config").target_field.get_db_prep_value
     sql = (
         f"SELECT config_id, template_id FROM {table(ConfigTemplate)} "  # noqa: S608 - no user text
         f"WHERE config_id IN ({placeholders(found)}) ORDER BY {connection.ops.quote_name('order')}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [prep(config_id, connection) for config_id in found])
+        cursor.execute(sql, list(found))
         for config_id, template_id in cursor.fetchall():
-            found[as_uuid(config_id)].append(str(as_uuid(template_id)))
+            found[config_id].append(uuid_text(template_id))
     return found
 
 
-# The device list reads these columns, not model instances: on a page of 100 the ORM's instances and DRF's
-# per-request field copies cost more than the query (docs/PERFORMANCE.md). Same output as DeviceSerializer
-# (test_api's test_list_rows_match_the_serializer keeps them in step).
+# The device list reads these columns raw, not model instances: on a page of 100 the ORM's instances, its
+# per-value converters and DRF's per-request field copies cost several times the query (docs/PERFORMANCE.md).
+# Same output as DeviceSerializer (test_api's test_list_rows_match_the_serializer keeps them in step).
 DEVICE_LIST_COLUMNS = (
-    "id", "name", "organization_id", "site_id", "group_id", "mac_address", "key", "last_ip", "management_ip",
-    "model", "os", "system", "notes", "hardware_id", "is_deactivated", "created", "modified",
-    "config__id", "config__status", "config__error_reason", "config__backend", "config__context", "config__config",
+    "d.id", "d.name", "d.organization_id", "d.site_id", "d.group_id", "d.mac_address", "d.key", "d.last_ip",
+    "d.management_ip", "d.model", "d.os", "d.system", "d.notes", "d.hardware_id", "d.is_deactivated", "d.created",
+    "d.modified", "c.id", "c.status", "c.error_reason", "c.backend", "c.context", "c.config",
 )  # fmt: skip
 
 
-def _timestamp(value):
-    # what DRF's DateTimeField answers for the database's aware UTC datetimes (TIME_ZONE is UTC), without its
-    # per-value timezone lookups
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def device_list_rows(device_ids):
+    """DEVICE_LIST_COLUMNS of these devices (ids as a raw cursor reads them), in the order given."""
+    if not device_ids:
+        return []
+    sql = (
+        f"SELECT {', '.join(DEVICE_LIST_COLUMNS)} FROM {table(Device)} d "  # noqa: S608 - no user text
+        f"LEFT JOIN {table(Config)} c ON c.device_id = d.id WHERE d.id IN ({placeholders(device_ids)})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, device_ids)
+        rows = {row[0]: row for row in cursor.fetchall()}
+    return [rows[pk] for pk in device_ids if pk in rows]
 
 
 def device_list_items(rows):
-    """API items of DEVICE_LIST_COLUMNS rows."""
+    """API items of DEVICE_LIST_COLUMNS rows as a raw cursor reads them; JSON bodies are passed through."""
     templates = template_ids_of([row[17] for row in rows if row[17] is not None])
     items = []
     for row in rows:
@@ -101,11 +108,11 @@ def device_list_items(rows):
          config) = row  # fmt: skip
         items.append(
             {
-                "id": str(pk),
+                "id": uuid_text(pk),
                 "name": name,
-                "organization": str(organization_id),
-                "site": str(site_id) if site_id else None,
-                "group": str(group_id) if group_id else None,
+                "organization": uuid_text(organization_id),
+                "site": uuid_text(site_id) if site_id else None,
+                "group": uuid_text(group_id) if group_id else None,
                 "mac_address": mac,
                 "key": key,
                 "last_ip": last_ip,
@@ -115,7 +122,7 @@ def device_list_items(rows):
                 "system": system,
                 "notes": notes,
                 "hardware_id": hardware_id,
-                "is_deactivated": is_deactivated,
+                "is_deactivated": bool(is_deactivated),
                 "config": None
                 if config_id is None
                 else {
@@ -123,11 +130,11 @@ def device_list_items(rows):
                     "error_reason": error_reason,
                     "backend": backend,
                     "templates": templates[config_id],
-                    "context": context,
-                    "config": config,
+                    "context": json_fragment(context),
+                    "config": json_fragment(config),
                 },
-                "created": _timestamp(created),
-                "modified": _timestamp(modified),
+                "created": timestamp_text(created),
+                "modified": timestamp_text(modified),
             }
         )
     return items

@@ -5,6 +5,7 @@ import io
 import json
 import tarfile
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from django.test import Client
@@ -13,7 +14,12 @@ from rest_framework import serializers as drf_serializers
 from netfleet.accounts.factories import SiteFactory
 from netfleet.accounts.roles import Role
 from netfleet.controller import services
-from netfleet.controller.api.serializers import DeviceSerializer, PlatformDeviceSerializer
+from netfleet.controller.api.serializers import (
+    DeviceSerializer,
+    PlatformDeviceSerializer,
+    device_list_items,
+    device_list_rows,
+)
 from netfleet.controller.choices import ConfigStatus
 from netfleet.controller.factories import DeviceGroupFactory, TemplateFactory, make_device
 from netfleet.controller.models import Config, ConfigTemplate, Device, DeviceGroup, Template
@@ -140,6 +146,24 @@ class TestDeviceRead:
             item["config"]["templates"] for item in listed.values() if item["site"] == str(site.pk)
         )
 
+    def test_list_items_alike_from_either_drivers_rows(self, organization):
+        # the tests run on PostgreSQL; SQLite's driver reads UUIDs as hex text and datetimes naive
+        # (template links are keyed by the config id as the same driver reads it: test_list_rows_match_the_serializer)
+        device = make_device(organization, site=SiteFactory(organization=organization), management_ip="10.0.0.1")
+        rows = device_list_rows([device.pk])
+
+        def sqlite_shaped(value):
+            if isinstance(value, uuid.UUID):
+                return value.hex
+            if isinstance(value, datetime):
+                return value.astimezone(UTC).replace(tzinfo=None)
+            return value
+
+        as_postgres = JSONRenderer().render(device_list_items(rows))
+        as_sqlite = JSONRenderer().render(device_list_items([tuple(map(sqlite_shaped, row)) for row in rows]))
+        assert json.loads(as_sqlite) == json.loads(as_postgres)
+        assert json.loads(as_postgres) == [json.loads(JSONRenderer().render(DeviceSerializer(device).data))]
+
     def test_retrieve(self, viewer, organization):
         device = make_device(organization, name="ap-2")
         item = viewer.get(f"{DEVICES}{device.pk}/").json()
@@ -193,8 +217,9 @@ class TestDeviceRead:
         site = SiteFactory(organization=organization)
         for _ in range(20):
             make_device(organization, templates=templates, group=group, site=site)
-        # auth (session, memberships, their sites), count, devices joined with configs, template links
-        with django_assert_max_num_queries(6):
+        # auth (session, user, memberships, their sites), count, page ids, their devices joined with configs,
+        # template links
+        with django_assert_max_num_queries(8):
             body = viewer.get(DEVICES).json()
         assert body["count"] == 20 and all(len(item["config"]["templates"]) == 3 for item in body["results"])
 

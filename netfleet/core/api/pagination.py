@@ -14,6 +14,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from netfleet.core.api.exceptions import QueryValidationError
+from netfleet.core.sql import raw_rows
 
 PAGE_SIZE_PARAMS = ("page_size", "per_page")
 
@@ -92,11 +93,13 @@ class ItemsPagination(ResultsPagination):
 
 
 class CountedRows:
-    """Rows to paginate (e.g. a `values_list` with joined columns) whose total is counted on a cheaper
-    queryset: the count need not pay for the joins the rows need."""
+    """A list's rows, paginated by their ids: `ids` (a `values_list("pk")` queryset, filtered and ordered) is
+    sliced into the page's ids, read raw (`core.sql.raw_rows`), and `fetch(ids)` returns the page's rows in that
+    order; the total is counted on `counted`. Compiling a one-column page query and a count costs a fraction of
+    compiling one with every listed column and join."""
 
-    def __init__(self, rows, counted):
-        self.rows, self.counted = rows, counted
+    def __init__(self, ids, counted, fetch):
+        self.ids, self.counted, self.fetch = ids, counted, fetch
 
     def count(self):
         return self.counted.count()
@@ -105,4 +108,4 @@ class CountedRows:
         return self.count()
 
     def __getitem__(self, index):
-        return self.rows[index]
+        return self.fetch([pk for (pk,) in raw_rows(self.ids[index])])
