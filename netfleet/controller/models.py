@@ -175,6 +175,8 @@ class Config(NetfleetModel):
         super().clean()
         if not isinstance(self.context, dict):
             raise ValidationError({"context": "Must be a JSON object."})
+        if not self.config:
+            return  # nothing of its own to validate (rendering validates the config merged with its templates)
         from .rendering import validate_netjson, variables_for
 
         context = variables_for(self) if self.device_id else self.context

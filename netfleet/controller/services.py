@@ -115,8 +115,9 @@ def _template_ids_with_tag(tag):
     return [pk for pk, tags in Template.objects.values_list("pk", "tags") if tag in (tags or [])]
 
 
-def set_templates(config, templates):
-    """Assign templates in the given order. The organization's required templates stay (first, if missing)."""
+def set_templates(config, templates, *, required=None, new=False):
+    """Assign templates in the given order. The organization's required templates stay (first, if missing).
+    `required` when the caller has them already; `new` for a config that has no templates yet."""
     organization_id = config.device.organization_id
     chosen = list(dict.fromkeys(templates))
     errors = []
@@ -125,15 +126,17 @@ def set_templates(config, templates):
             errors.append(f"Template {template.pk} belongs to another organization.")
         elif template.backend != config.backend:
             errors.append(f"Template {template.name!r} is for {template.backend}, not {config.backend}.")
-    required = required_templates(organization_id, config.backend)
+    if required is None:
+        required = required_templates(organization_id, config.backend)
     missing = [t for t in required if t not in chosen]
-    if missing and config.pk and ConfigTemplate.objects.filter(config=config, template__in=missing).exists():
+    if missing and not new and ConfigTemplate.objects.filter(config=config, template__in=missing).exists():
         names = ", ".join(repr(t.name) for t in missing)
         errors.append(f"Required templates cannot be removed: {names}.")
     if errors:
         raise ValidationError({"config.templates": errors})
     ordered = missing + chosen
-    ConfigTemplate.objects.filter(config=config).delete()
+    if not new:
+        ConfigTemplate.objects.filter(config=config).delete()
     ConfigTemplate.objects.bulk_create(
         [ConfigTemplate(config=config, template=template, order=index) for index, template in enumerate(ordered)]
     )
@@ -143,27 +146,66 @@ def set_templates(config, templates):
 # --- devices ------------------------------------------------------------------------------------------------
 
 
-def check_device_limit(organization):
-    limit = organization_settings(organization).device_limit
+def check_device_limit(organization, limit=None):
+    limit = organization_settings(organization).device_limit if limit is None else limit
     if limit and Device.objects.filter(organization=organization).count() >= limit:
         raise DeviceLimitReached(f"The organization has reached its limit of {limit} devices")
 
 
+def clean_new(instance, *, trusted=()):
+    """`full_clean` of an instance about to be inserted, without the checks that cannot fail and cost a query each:
+    its new primary key's uniqueness, and for the foreign keys in `trusted` (instances the caller fetched or just
+    created) their existence and, of a one-to-one to a new instance, its uniqueness."""
+    errors = {}
+    for step in (
+        lambda: instance.clean_fields(exclude={"id", *trusted}),
+        instance.clean,
+        lambda: instance.validate_unique(exclude={"id", *trusted}),
+        instance.validate_constraints,
+    ):
+        try:
+            step()
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _templates_for_new_config(organization_id, backend, tags):
+    """(default and tagged templates, required templates) of a new config, from one statement."""
+    query = Q(default=True) | Q(required=True)
+    for tag in tags:
+        query |= Q(tags__contains=[tag]) if _json_contains_supported() else Q(pk__in=_template_ids_with_tag(tag))
+    found = list(templates_visible_to(organization_id).filter(query, backend=backend).order_by("name").distinct())
+    chosen = [t for t in found if t.default or any(tag in (t.tags or []) for tag in tags)]
+    return chosen, [t for t in found if t.required]
+
+
 @transaction.atomic
 def create_device(*, organization, config=None, templates=None, tags=(), **fields):
-    """Create a device with its config: default (and tagged) templates are added, required ones always."""
-    check_device_limit(organization)
+    """Create a device with its config: default (and tagged) templates are added, required ones always.
+
+    Every device creation goes through here (API, agent registration) and all of it holds the database's write
+    lock on SQLite, so it reads what it needs once and renders the config it just built without reloading it."""
+    limit, organization_context = (
+        OrganizationConfigSettings.objects.filter(organization=organization)
+        .values_list("device_limit", "context")
+        .first()
+    ) or (None, {})
+    check_device_limit(organization, limit or 0)
     device = Device(organization=organization, **fields)
-    device.full_clean(validate_constraints=True)
+    clean_new(device, trusted=["organization"])
     device.save()
     config_fields = dict(config or {})
     backend = config_fields.pop("backend", None) or "netjsonconfig.OpenWrt"
     device_config = Config(device=device, backend=backend, **config_fields)
-    device_config.full_clean(exclude=["device"])
+    clean_new(device_config, trusted=["device"])
     device_config.save()
-    chosen = list(templates) if templates is not None else default_templates(organization.pk, backend, tags)
-    set_templates(device_config, chosen)
-    refresh_configs([device_config.pk], force_modified=True)
+    chosen, required = _templates_for_new_config(organization.pk, backend, tags)
+    if templates is not None:
+        chosen = list(templates)
+    ordered = set_templates(device_config, chosen, required=required, new=True)
+    _refresh([(device_config, ordered)], {organization.pk: organization_context or {}}, force_modified=True)
     for hook in extensions.DEVICE_CREATED:
         hook(device)
     return device
@@ -257,20 +299,46 @@ def _configs_for_render(config_ids):
     )
 
 
-def render_config(config):
-    templates = [link.template for link in sorted(config.template_links.all(), key=lambda link: link.order)]
-    return rendering.render_archive(config, templates, _organization_context(config.device.organization_id))
+def _organization_contexts(organization_ids):
+    """{organization id: its variables} in one statement (a refresh may span many organizations)."""
+    rows = OrganizationConfigSettings.objects.filter(organization_id__in=set(organization_ids))
+    return {organization_id: context or {} for organization_id, context in rows.values_list("organization", "context")}
+
+
+def _ordered_templates(config):
+    """A config's templates in order, from its prefetched links (`_configs_for_render`)."""
+    return [link.template for link in sorted(config.template_links.all(), key=lambda link: link.order)]
+
+
+def render_config(config, organization_context=None):
+    templates = _ordered_templates(config)
+    if organization_context is None:
+        organization_context = _organization_context(config.device.organization_id)
+    return rendering.render_archive(config, templates, organization_context)
 
 
 def refresh_configs(config_ids, *, force_modified=False):
     """Re-render configs; those whose checksum changed become `modified`. Returns the ids that changed."""
+    configs = list(_configs_for_render(config_ids))
+    items = [(config, _ordered_templates(config)) for config in configs]
+    contexts = _organization_contexts(config.device.organization_id for config in configs)
+    changed = _refresh(items, contexts, force_modified=force_modified)
+    if changed:
+        for hook in extensions.CONFIGS_MODIFIED:
+            hook(changed)
+    return changed
+
+
+def _refresh(items, organization_contexts, *, force_modified=False):
+    """Render (config, its ordered templates) pairs, store changed checksums, remember the agent's answers.
+    Returns the ids of the configs that changed."""
     changed = []
-    if extensions.TEMPLATES_CHANGED:
-        for config in Config.objects.filter(pk__in=config_ids).select_related("device"):
-            for hook in extensions.TEMPLATES_CHANGED:
-                hook(config)
-    for config in _configs_for_render(config_ids):
-        archive, checksum = render_config(config)
+    for config, templates in items:
+        for hook in extensions.TEMPLATES_CHANGED:  # e.g. VPN clients for the config's VPN templates
+            hook(config, templates)
+    for config, templates in items:
+        context = organization_contexts.get(config.device.organization_id, {})
+        archive, checksum = rendering.render_archive(config, templates, context)
         if checksum != config.checksum or force_modified:
             updates = {"checksum": checksum}
             if config.status not in (ConfigStatus.DEACTIVATING, ConfigStatus.DEACTIVATED):
@@ -278,9 +346,6 @@ def refresh_configs(config_ids, *, force_modified=False):
             Config.objects.filter(pk=config.pk).update(**updates)
             changed.append(config.pk)
         remember_agent_answer(config.device, checksum, archive)
-    if changed:
-        for hook in extensions.CONFIGS_MODIFIED:
-            hook(changed)
     return changed
 
 

@@ -9,8 +9,8 @@ def client_variables(config):
     return services.client_context(config)
 
 
-def sync_clients(config):
-    services.sync_vpn_clients(config=config)
+def sync_clients(config, templates):
+    services.sync_vpn_clients(config=config, templates=templates)
 
 
 def release_clients(config):

@@ -410,22 +410,29 @@ def _release_client(client):
 
 
 @transaction.atomic
-def sync_vpn_clients(*, config):
+def sync_vpn_clients(*, config, templates=None):
     """Make the config's VPN clients match its VPN templates: a client (certificate or key pair and address) for
-    each new one, revocation and release for each one gone. Returns the VPN servers whose peers changed."""
-    links = VpnTemplate.objects.filter(template__config_links__config=config).select_related("vpn", "template")
-    wanted = {link.vpn_id: link for link in links}
+    each new one, revocation and release for each one gone. `templates`: the config's, when the caller has them
+    (a config without a `vpn` template needs no lookup of VPN links). Returns the VPN servers whose peers
+    changed."""
+    if templates is None:
+        links = VpnTemplate.objects.filter(template__config_links__config=config)
+    else:
+        vpn_template_ids = [template.pk for template in templates if template.type == "vpn"]
+        links = VpnTemplate.objects.filter(template__in=vpn_template_ids) if vpn_template_ids else []
+    wanted = {link.vpn_id: link for link in (links and links.select_related("vpn", "template"))}
+    clients = list(VpnClient.objects.filter(config=config).select_related("cert", "ip"))
     changed = set()
-    for client in VpnClient.objects.filter(config=config).select_related("cert", "ip"):
+    for client in clients:
         if client.vpn_id not in wanted:
             changed.add(client.vpn_id)
             _release_client(client)
-    existing = set(VpnClient.objects.filter(config=config).values_list("vpn_id", flat=True))
+    existing = {client.vpn_id for client in clients}
     for vpn_id, link in wanted.items():
         if vpn_id not in existing:
             _client_for(config, link.vpn, link.template)
             changed.add(vpn_id)
-    return list(Vpn.objects.filter(pk__in=changed))
+    return list(Vpn.objects.filter(pk__in=changed)) if changed else []
 
 
 @transaction.atomic
