@@ -432,6 +432,8 @@ def sync_vpn_clients(*, config, templates=None):
         if vpn_id not in existing:
             _client_for(config, link.vpn, link.template)
             changed.add(vpn_id)
+    # the render that follows reads the clients' variables (client_context): none to read is known already
+    config._without_vpn_clients = not wanted
     return list(Vpn.objects.filter(pk__in=changed)) if changed else []
 
 
@@ -445,6 +447,8 @@ def release_vpn_clients(*, config):
 def client_context(config):
     """The configuration variables of a config's VPN clients (merge them into the device's rendering context)."""
     context = {}
+    if getattr(config, "_without_vpn_clients", False):  # set by sync_vpn_clients just before the render
+        return context
     for client in VpnClient.objects.filter(config=config).select_related("vpn", "vpn__ca", "vpn__ip", "cert", "ip"):
         names = client_variable_names(client.vpn)
         values = placeholder_values(client.vpn)
