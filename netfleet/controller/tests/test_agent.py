@@ -113,6 +113,15 @@ class TestRegistration:
         response = register(Client(), secret, **fields)
         assert response.status_code == 400 and response.content.decode().startswith("error: ")
 
+    def test_name_of_another_device_is_400_and_stores_nothing(self, org_secret):
+        # uniqueness is the database's constraint here (no query under the write lock): it must still answer
+        _, secret = org_secret
+        assert register(Client(), secret).status_code == 201
+        response = register(Client(), secret, name="AP-LOBBY", mac_address="00:11:22:33:44:66")
+        assert response.status_code == 400
+        assert response.content.decode().strip() == "error: a device with this name or MAC address already exists"
+        assert Device.objects.count() == 1 and Config.objects.count() == 1
+
     def test_device_limit(self, org_secret):
         organization, secret = org_secret
         organization.config_settings.device_limit = 1

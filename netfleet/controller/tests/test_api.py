@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from django.db import IntegrityError
 from django.test import Client
 from rest_framework import serializers as drf_serializers
 
@@ -325,6 +326,16 @@ class TestDeviceWrite:
         assert "name" in error["message"]
         error = error_of(operator.post(DEVICES, {**base, "name": "other", "mac_address": "0000.0000.0009"}), 409)
         assert "MAC" in error["message"]
+
+    @pytest.mark.parametrize(
+        ("name", "mac"), [("EDGE-11", "00:00:00:00:00:12"), ("other", "00:00:00:00:00:11")], ids=["name", "mac"]
+    )
+    def test_a_duplicate_past_the_api_checks_is_refused_by_the_database(self, organization, name, mac):
+        # (a concurrent create, or any caller of the service): the constraints hold, nothing is half-stored
+        make_device(organization, name="edge-11", mac_address="00:00:00:00:00:11")
+        with pytest.raises(IntegrityError):
+            services.create_device(organization=organization, name=name, mac_address=mac)
+        assert Device.objects.count() == 1 and Config.objects.count() == 1
 
     def test_same_name_in_another_organization_is_fine(self, operator, organization, other_organization):
         make_device(other_organization, name="edge-10", mac_address="00:00:00:00:00:10")
