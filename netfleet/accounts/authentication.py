@@ -8,12 +8,12 @@ from django.conf import settings
 from rest_framework import authentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.tokens import AccessToken
 
 from netfleet.core.sql import by_pk
 
 from . import services
 from .models import ApiKey, AuthSession, User
+from .tokens import decode_access_token
 
 API_KEY_HEADER = "HTTP_X_API_KEY"
 
@@ -24,9 +24,9 @@ class Credential:
     api_key: ApiKey | None = None
 
 
-def _user_from_access_token(raw):
+def _user_from_access_token(raw, request):
     try:
-        token = AccessToken(raw)
+        token = decode_access_token(raw, request._request)
         session_id = uuid.UUID(str(token.get("sid")))
     except (TokenError, InvalidToken, ValueError):
         raise AuthenticationFailed("Invalid or expired token", code="token_not_valid") from None
@@ -58,7 +58,7 @@ class BearerAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise AuthenticationFailed("Malformed Authorization header")
-        return _user_from_access_token(header[1].decode("latin-1"))
+        return _user_from_access_token(header[1].decode("latin-1"), request)
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'
@@ -89,7 +89,7 @@ class CookieAuthentication(authentication.BaseAuthentication):
         raw = request.COOKIES.get(settings.NETFLEET_ACCESS_COOKIE)
         if not raw:
             return None
-        return _user_from_access_token(raw)
+        return _user_from_access_token(raw, request)
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

@@ -22,9 +22,10 @@ from django.conf import settings
 from django.core.cache import caches
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.tokens import AccessToken
 
 from netfleet.core.api.exceptions import json_error
+
+from .tokens import decode_access_token
 
 logger = logging.getLogger("netfleet.ratelimit")
 
@@ -74,9 +75,9 @@ def buckets_for(request):
     return tuple(Bucket(name, int(rate[0]), int(rate[1])) for name, rate in rates if rate)
 
 
-def _user_from_jwt(raw):
+def _user_from_jwt(raw, request):
     try:
-        user_id = AccessToken(raw).get(jwt_settings.USER_ID_CLAIM)
+        user_id = decode_access_token(raw, request).get(jwt_settings.USER_ID_CLAIM)
     except TokenError:
         return None
     return f"user:{user_id}" if user_id is not None else None
@@ -105,7 +106,7 @@ def caller_identity(request, *, trust_api_key=True):
         return f"device:{request.path_info[len(DEVICE_KEY_PREFIXES[0]) :].split('/', 1)[0]}"
     header = request.META.get("HTTP_AUTHORIZATION", "").split()
     if len(header) == 2 and header[0].lower() == "bearer":
-        identity = _user_from_jwt(header[1])
+        identity = _user_from_jwt(header[1], request)
         if identity:
             return identity
     if trust_api_key:
@@ -114,7 +115,7 @@ def caller_identity(request, *, trust_api_key=True):
             return f"key:{prefix}"
     cookie = request.COOKIES.get(getattr(settings, "NETFLEET_ACCESS_COOKIE", "netfleet_access"))
     if cookie:
-        identity = _user_from_jwt(cookie)
+        identity = _user_from_jwt(cookie, request)
         if identity:
             return identity
     return f"ip:{client_address(request)}"

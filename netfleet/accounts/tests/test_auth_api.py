@@ -10,6 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from netfleet.accounts import tokens
 from netfleet.accounts.factories import TEST_PASSWORD, SiteFactory
 from netfleet.accounts.models import AuditAction, AuditEvent, RecoveryCode, RefreshToken
 from netfleet.accounts.roles import Role
@@ -120,6 +121,15 @@ class TestTokens:
         assert api.get("/api/v1/auth/me").status_code == 401
         refresh = APIClient().post("/api/v1/auth/refresh", {"refresh_token": pair["refresh_token"]}, format="json")
         assert refresh.status_code == 401
+
+    def test_the_access_token_is_decoded_once_per_request(self, make_user, monkeypatch):
+        # the rate limiter and authentication both read it (rate limiting stays on here)
+        token = login(APIClient(), make_user(role=None).username).json()["access_token"]
+        decoded = []
+        original = tokens.AccessToken
+        monkeypatch.setattr(tokens, "AccessToken", lambda raw: decoded.append(raw) or original(raw))
+        assert bearer(token).get("/api/v1/auth/me").status_code == 200
+        assert decoded == [token]
 
     @no_rate_limit
     def test_expired_access_token(self, make_user):
