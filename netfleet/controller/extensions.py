@@ -5,8 +5,9 @@ each app appends its functions here in its AppConfig.ready()."""
 # replace the templates' default values, and organization, group and device variables can still override them.
 CONTEXT_PROVIDERS = []
 
-# fn(config, templates): called before a config is re-rendered after a change, with its templates in order, so
-# what depends on them (VPN clients: certificates, key pairs, tunnel addresses) is created or released first.
+# fn(config, templates, new): called before a config is re-rendered after a change, with its templates in order,
+# so what depends on them (VPN clients: certificates, key pairs, tunnel addresses) is created or released first.
+# `new`: the config was created in this transaction (nothing of it exists to release).
 TEMPLATES_CHANGED = []
 
 # fn(config): called before a device (and its config) is deleted.

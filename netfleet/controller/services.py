@@ -201,7 +201,7 @@ def create_device(*, organization, config=None, templates=None, tags=(), **field
     if templates is not None:
         chosen = list(templates)
     ordered = set_templates(device_config, chosen, required=required, new=True)
-    _refresh([(device_config, ordered)], {organization.pk: organization_context or {}}, force_modified=True)
+    _refresh([(device_config, ordered)], {organization.pk: organization_context or {}}, force_modified=True, new=True)
     for hook in extensions.DEVICE_CREATED:
         hook(device)
     return device
@@ -325,13 +325,13 @@ def refresh_configs(config_ids, *, force_modified=False):
     return changed
 
 
-def _refresh(items, organization_contexts, *, force_modified=False):
+def _refresh(items, organization_contexts, *, force_modified=False, new=False):
     """Render (config, its ordered templates) pairs, store changed checksums, remember the agent's answers.
-    Returns the ids of the configs that changed."""
+    `new`: configs created in this transaction. Returns the ids of the configs that changed."""
     changed = []
     for config, templates in items:
         for hook in extensions.TEMPLATES_CHANGED:  # e.g. VPN clients for the config's VPN templates
-            hook(config, templates)
+            hook(config, templates, new)
     for config, templates in items:
         context = organization_contexts.get(config.device.organization_id, {})
         archive, checksum = rendering.render_archive(config, templates, context)

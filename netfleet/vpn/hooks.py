@@ -9,8 +9,8 @@ def client_variables(config):
     return services.client_context(config)
 
 
-def sync_clients(config, templates):
-    services.sync_vpn_clients(config=config, templates=templates)
+def sync_clients(config, templates, new):
+    services.sync_vpn_clients(config=config, templates=templates, new=new)
 
 
 def release_clients(config):

@@ -410,18 +410,18 @@ def _release_client(client):
 
 
 @transaction.atomic
-def sync_vpn_clients(*, config, templates=None):
+def sync_vpn_clients(*, config, templates=None, new=False):
     """Make the config's VPN clients match its VPN templates: a client (certificate or key pair and address) for
     each new one, revocation and release for each one gone. `templates`: the config's, when the caller has them
-    (a config without a `vpn` template needs no lookup of VPN links). Returns the VPN servers whose peers
-    changed."""
+    (a config without a `vpn` template needs no lookup of VPN links); `new`: a config created in this
+    transaction, which has no clients yet. Returns the VPN servers whose peers changed."""
     if templates is None:
         links = VpnTemplate.objects.filter(template__config_links__config=config)
     else:
         vpn_template_ids = [template.pk for template in templates if template.type == "vpn"]
         links = VpnTemplate.objects.filter(template__in=vpn_template_ids) if vpn_template_ids else []
     wanted = {link.vpn_id: link for link in (links and links.select_related("vpn", "template"))}
-    clients = list(VpnClient.objects.filter(config=config).select_related("cert", "ip"))
+    clients = [] if new else list(VpnClient.objects.filter(config=config).select_related("cert", "ip"))
     changed = set()
     for client in clients:
         if client.vpn_id not in wanted:

@@ -1,8 +1,11 @@
 import copy
+import functools
+import operator
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
+from django.db.models import Q
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.exceptions import ErrorDetail
@@ -290,11 +293,20 @@ class DeviceSerializer(NetfleetModelSerializer):
         others = Device.objects.filter(organization=organization)
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
+        name, mac = attrs.get("name"), attrs.get("mac_address")
+        taken = [Q(name__iexact=name)] if name is not None else []
+        taken += [Q(mac_address=mac)] if mac is not None else []
+        if not taken:
+            return
+        # one statement for both (a create checks both; each matches one device at most), told apart here
         errors = {}
-        if "name" in attrs and others.filter(name__iexact=attrs["name"]).exists():
-            errors["name"] = _unique("A device with this name already exists in the organization.")
-        if "mac_address" in attrs and others.filter(mac_address=attrs["mac_address"]).exists():
-            errors["mac_address"] = _unique("A device with this MAC address already exists in the organization.")
+        for other_name, other_mac in others.filter(functools.reduce(operator.or_, taken)).values_list(
+            "name", "mac_address"
+        )[:2]:
+            if name is not None and other_name.lower() == name.lower():
+                errors["name"] = _unique("A device with this name already exists in the organization.")
+            if mac is not None and other_mac == mac:
+                errors["mac_address"] = _unique("A device with this MAC address already exists in the organization.")
         if errors:
             raise serializers.ValidationError(errors)
 
