@@ -510,9 +510,21 @@ NETFLEET_MONITORING_DATA_COLLECTED_WINDOW = env_int("NETFLEET_MONITORING_DATA_CO
 NETFLEET_MONITORING_WEBHOOK_TIMEOUT = env_int("NETFLEET_MONITORING_WEBHOOK_TIMEOUT", 10)
 NETFLEET_MONITORING_WEBHOOK_RETRIES = env_int("NETFLEET_MONITORING_WEBHOOK_RETRIES", 5)
 NETFLEET_MONITORING_ALERT_EMAIL_FROM = os.environ.get("NETFLEET_MONITORING_ALERT_EMAIL_FROM", "netfleet@localhost")
+# Hourly rollups: every ROLLUP_INTERVAL seconds, the hours that closed at least ROLLUP_GRACE seconds ago (time for
+# the ingest transactions writing their last points to commit) are rolled up; charts of whole-hour buckets read them.
+NETFLEET_MONITORING_ROLLUP_INTERVAL = env_int("NETFLEET_MONITORING_ROLLUP_INTERVAL", 300)
+NETFLEET_MONITORING_ROLLUP_GRACE = env_int("NETFLEET_MONITORING_ROLLUP_GRACE", 120)
+if NETFLEET_MONITORING_ROLLUP_INTERVAL <= 0:
+    raise ImproperlyConfigured("NETFLEET_MONITORING_ROLLUP_INTERVAL must be positive")
+if NETFLEET_MONITORING_ROLLUP_GRACE < 0:
+    raise ImproperlyConfigured("NETFLEET_MONITORING_ROLLUP_GRACE must not be negative")
 CELERY_BEAT_SCHEDULE["monitoring-run-checks"] = {
     "task": "netfleet.monitoring.tasks.run_checks",
     "schedule": NETFLEET_MONITORING_CHECK_INTERVAL,
+}
+CELERY_BEAT_SCHEDULE["monitoring-roll-up-points"] = {
+    "task": "netfleet.monitoring.tasks.roll_up_points",
+    "schedule": NETFLEET_MONITORING_ROLLUP_INTERVAL,
 }
 CELERY_BEAT_SCHEDULE["monitoring-apply-retention"] = {
     "task": "netfleet.monitoring.tasks.apply_retention",

@@ -3,14 +3,12 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection
-from django.db.models import Count, F, Max
+from django.db.models import Count
 from django.utils import timezone
 
 from netfleet.core.exceptions import NetfleetError
 
 from .choices import MonitoringStatus
-from .models import Point, Rollup
 from .timeseries import MICROSECONDS, from_us, get_backend, to_us
 
 MINUTE = 60 * MICROSECONDS
@@ -215,26 +213,9 @@ def status_counts(devices):
 
 def _fleet_clients(device_ids, span):
     """{bucket start: clients}: per device interface the bucket's maximum, summed over the fleet."""
-    querysets = []
-    for model, value in ((Point, "value"), (Rollup, "max")):
-        inner = (
-            model.objects.filter(
-                device_id__in=device_ids, metric="wifi_clients", time__gte=span.start, time__lt=span.end
-            )
-            .annotate(bucket=F("time") / span.bucket)
-            .values("bucket", "device_id", "tag")
-            .annotate(m=Max(value))
-            .order_by()
-        )
-        querysets.append(inner.query.sql_with_params())
-    (first, first_params), (second, second_params) = querysets
-    sql = (
-        "SELECT bucket, SUM(m) FROM (SELECT bucket, device_id, tag, MAX(m) AS m FROM "  # noqa: S608 - ORM-built
-        f"({first} UNION ALL {second}) u GROUP BY bucket, device_id, tag) s GROUP BY bucket"
+    return get_backend().sum_of_peaks(
+        device_ids=device_ids, metric="wifi_clients", start=span.start, end=span.end, bucket=span.bucket
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*first_params, *second_params])
-        return {int(bucket) * span.bucket: total for bucket, total in cursor.fetchall()}
 
 
 def fleet_charts(devices, span):

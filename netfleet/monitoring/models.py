@@ -224,7 +224,8 @@ class Point(models.Model):
 
 
 class Rollup(models.Model):
-    """Hourly aggregates of points older than the raw retention (downsampled)."""
+    """Hourly aggregates of the points of every closed hour (rolled up as hours close); the only record of hours
+    older than the raw retention, whose points are deleted (downsampled)."""
 
     id = models.BigAutoField(primary_key=True)
     device = models.ForeignKey("controller.Device", on_delete=models.CASCADE, related_name="+", db_index=False)
@@ -247,3 +248,20 @@ class Rollup(models.Model):
 
     def __str__(self):
         return f"{self.metric}.{self.field}@{self.time} (hour)"
+
+
+class RollupProgress(models.Model):
+    """How far the hourly rollups reach (a single row; missing means nothing was rolled up yet). Every raw point
+    older than `rolled_up_until` is counted in a rollup and no newer one is; raw points older than
+    `downsampled_until` were deleted, so only the rollups hold those hours."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    rolled_up_until = models.BigIntegerField(default=0, help_text="Start of an hour, µs since the epoch")
+    downsampled_until = models.BigIntegerField(default=0, help_text="Start of an hour, µs since the epoch")
+
+    class Meta:
+        verbose_name = "rollup progress"
+        verbose_name_plural = "rollup progress"
+
+    def __str__(self):
+        return f"rolled up until {self.rolled_up_until}, raw points kept from {self.downsampled_until}"

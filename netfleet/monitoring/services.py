@@ -345,11 +345,21 @@ def devices_to_check():
     return Device.objects.filter(is_deactivated=False, organization__is_active=True).order_by("pk")
 
 
-# --- retention -------------------------------------------------------------------------------------------
+# --- rollups and retention ------------------------------------------------------------------------------
+
+
+def roll_up_points(*, now=None):
+    """Count the raw points of every hour that closed at least NETFLEET_MONITORING_ROLLUP_GRACE seconds ago (time
+    for its ingest transactions to commit) into the hourly rollups, which charts of whole-hour buckets read.
+    Idempotent. Returns how many rollup rows were written."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.NETFLEET_MONITORING_ROLLUP_GRACE)
+    return get_backend().rollup(until=to_us(now - grace))
 
 
 def apply_retention(*, now=None):
-    """Downsample raw points older than the raw retention into hourly rollups; delete rollups past theirs."""
+    """Delete raw points older than the raw retention once rolled up (downsampled: only their hourly rollups
+    remain); delete rollups past their own retention."""
     now = now or timezone.now()
     backend = get_backend()
     raw_horizon = to_us(now - timedelta(days=settings.NETFLEET_MONITORING_RAW_RETENTION_DAYS))

@@ -20,6 +20,13 @@ def run_checks_chunk(device_ids):
 
 
 @shared_task(acks_late=True, time_limit=3000, soft_time_limit=2900)
+def roll_up_points():
+    """Beat, every NETFLEET_MONITORING_ROLLUP_INTERVAL. An hour per transaction: a run stopped by its time limit
+    (a long catch-up) keeps what it did, and the next one continues."""
+    services.roll_up_points()
+
+
+@shared_task(acks_late=True, time_limit=3000, soft_time_limit=2900)
 def apply_retention():
     services.apply_retention()
 

@@ -114,6 +114,22 @@ class TestDashboard:
         assert only["charts"][0]["summary"] == {"upload": 500, "download": 5000}
         assert only["devices_by_status"]["ok"] == 1 and sum(only["devices_by_status"].values()) == 1
 
+    def test_rolled_up_hours_change_no_value(self, fleet, admin_client, post_document):
+        mine, _ = fleet
+        post_document(mine[0], document(rx=400, tx=40, clients=[A, B, C]), time=at(40))
+        queries = (self.RANGE, "start=2024-03-01 00:00:00&end=2024-03-05 00:00:00")  # 10-minute and hourly buckets
+
+        def clients():
+            bodies = [admin_client.get(f"{self.URL}?{query}").json() for query in queries]
+            return bodies, [dict(body["charts"][1]["traces"])["wifi_clients"] for body in bodies]
+
+        before, (fine, hourly) = clients()
+        assert fine == [4, None, None, None, 3, None] and hourly[10] == 5  # each device's peak, summed
+        get_backend().rollup(until=to_us(at(120)))
+        assert Rollup.objects.filter(metric="wifi_clients").count() == 3
+        # the hour's rollup (peak 3 for the first device) is not what its first 10-minute bucket holds
+        assert clients()[0] == before
+
     @pytest.mark.parametrize(
         "query",
         ["start=2024-03-01 10:00&end=2024-03-01 11:00:00", "end=2024-03-01 11:00:00", "time=week", "location_id=x"],
