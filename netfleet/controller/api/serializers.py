@@ -12,7 +12,7 @@ from rest_framework.exceptions import ErrorDetail
 
 from netfleet.accounts.models import Organization, Site
 from netfleet.core.api.serializers import NetfleetModelSerializer
-from netfleet.core.sql import json_fragment, placeholders, table, timestamp_text, uuid_text
+from netfleet.core.sql import json_fragment, placeholders, table, timestamp_column, timestamp_text, uuid_text
 from netfleet.core.tenancy import get_access
 
 from .. import extensions
@@ -91,8 +91,11 @@ def device_list_rows(device_ids):
     """DEVICE_LIST_COLUMNS of these devices (ids as a raw cursor reads them), in the order given."""
     if not device_ids:
         return []
+    columns = [
+        timestamp_column(column) if column in ("d.created", "d.modified") else column for column in DEVICE_LIST_COLUMNS
+    ]
     sql = (
-        f"SELECT {', '.join(DEVICE_LIST_COLUMNS)} FROM {table(Device)} d "  # noqa: S608 - no user text
+        f"SELECT {', '.join(columns)} FROM {table(Device)} d "  # noqa: S608 - no user text
         f"LEFT JOIN {table(Config)} c ON c.device_id = d.id WHERE d.id IN ({placeholders(device_ids)})"
     )
     with connection.cursor() as cursor:

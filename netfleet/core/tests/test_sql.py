@@ -25,6 +25,7 @@ def test_timestamp_text_matches_drf(microsecond):
     aware = datetime(2026, 11, 22, 6, 29, 21, microsecond, tzinfo=UTC)
     expected = DateTimeField().to_representation(aware)
     assert timestamp_text(aware.replace(tzinfo=None)) == expected  # SQLite
+    assert timestamp_text(str(aware.replace(tzinfo=None))) == expected  # SQLite, the stored text
     assert timestamp_text(aware) == expected  # PostgreSQL
     assert timestamp_text(aware.astimezone(timezone(timedelta(hours=2)))) == expected
 
