@@ -18,7 +18,7 @@ from django.utils import timezone
 from netfleet.accounts.models import Organization
 from netfleet.controller.models import Device
 from netfleet.core.batching import GroupCommit
-from netfleet.core.sql import as_uuid, placeholders, table
+from netfleet.core.sql import as_uuid, json_param, placeholders, table
 
 from . import netjson
 from .choices import HealthMetric
@@ -154,21 +154,20 @@ def _device_param(device_id):
 
 def _save_states(states):
     """One UPDATE per row, sent together; the status data only for the rows that got a current document."""
-    fields = {name: DeviceMonitoring._meta.get_field(name) for name in ("last_data_time", "ingest_state", "status")}
-    fields["status_data"] = DeviceMonitoring._meta.get_field("status_data")
+    moment = DeviceMonitoring._meta.get_field("last_data_time")
     now = timezone.now()
     statements = {}
     for state in states:
         params = [
-            fields["last_data_time"].get_db_prep_save(state.last_data_time, connection),
-            fields["last_data_time"].get_db_prep_save(now, connection),
-            fields["ingest_state"].get_db_prep_save(state.ingest_state, connection),
+            moment.get_db_prep_save(state.last_data_time, connection),
+            moment.get_db_prep_save(now, connection),
+            json_param(state.ingest_state),
             state.status,
-            fields["last_data_time"].get_db_prep_save(state.status_changed, connection),
+            moment.get_db_prep_save(state.status_changed, connection),
         ]
         with_data = state.status_data is not None
         if with_data:
-            params.append(fields["status_data"].get_db_prep_save(state.status_data, connection))
+            params.append(json_param(state.status_data))
         params.append(_device_param(state.device_id))
         statements.setdefault(with_data, []).append(params)
     monitoring_table = table(DeviceMonitoring)
