@@ -5,7 +5,8 @@ import operator
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Lower
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.exceptions import ErrorDetail
@@ -293,20 +294,21 @@ class DeviceSerializer(NetfleetModelSerializer):
             raise serializers.ValidationError({"site": ["Required: your access is limited to some sites."]})
 
     def _check_unique(self, organization, attrs):
-        others = Device.objects.filter(organization=organization)
+        # LOWER(name) = LOWER(...) and the MAC, unordered: the two unique indexes answer it (name__iexact and the
+        # default newest-first ordering made it a scan of the organization's devices)
+        others = Device.objects.filter(organization=organization).annotate(lower_name=Lower("name")).order_by()
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
         name, mac = attrs.get("name"), attrs.get("mac_address")
-        taken = [Q(name__iexact=name)] if name is not None else []
+        taken = [Q(lower_name=Lower(Value(name)))] if name is not None else []
         taken += [Q(mac_address=mac)] if mac is not None else []
         if not taken:
             return
         # one statement for both (a create checks both; each matches one device at most), told apart here
         errors = {}
-        for other_name, other_mac in others.filter(functools.reduce(operator.or_, taken)).values_list(
-            "name", "mac_address"
-        )[:2]:
-            if name is not None and other_name.lower() == name.lower():
+        found = others.filter(functools.reduce(operator.or_, taken)).values_list("lower_name", "mac_address")[:2]
+        for other_name, other_mac in found:
+            if name is not None and other_name == name.lower():
                 errors["name"] = _unique("A device with this name already exists in the organization.")
             if mac is not None and other_mac == mac:
                 errors["mac_address"] = _unique("A device with this MAC address already exists in the organization.")
