@@ -63,8 +63,8 @@ def parse_args(argv):
     )  # fmt: skip
     parser.add_argument("--workers", type=_bounded_int(1, 16), default=2, help="HTTP worker processes (default: 2)")
     parser.add_argument(
-        "--server-threads", type=_bounded_int(1, 64), default=4, metavar="N",
-        help="threads per HTTP worker (`netfleet serve --threads`; default: 4, serve's own default)",
+        "--server-threads", type=_bounded_int(1, 64), default=2, metavar="N",
+        help="threads per HTTP worker (`netfleet serve --threads`; default: 2, serve's own default)",
     )  # fmt: skip
     parser.add_argument("--sites", type=_bounded_int(1, 1_000_000), default=200, help="sites to seed (default: 200)")
     parser.add_argument(

@@ -59,7 +59,7 @@ def free_port(exclude=()):
 class Instance:
     """migrate + bootstrap + `netfleet serve` in data_dir; use as a context manager so the server always stops."""
 
-    def __init__(self, data_dir, *, workers=2, threads=4, database_url=None):
+    def __init__(self, data_dir, *, workers=2, threads=2, database_url=None):
         self.data_dir = Path(data_dir)
         self.workers = workers
         self.threads = threads

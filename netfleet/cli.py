@@ -45,9 +45,9 @@ def serve(argv):
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--ws-port", type=int, default=None, help="websocket listener port (default: port + 1)")
     parser.add_argument("--workers", type=int, default=2, help="HTTP worker processes")
-    # 4 measured best on 2 cores (docs/PERFORMANCE.md): more threads let ingest batch more documents per
-    # transaction; past that, GIL hand-offs cost more than the overlap
-    parser.add_argument("--threads", type=int, default=4, help="threads per HTTP worker (default: 4)")
+    # 2 measured best on 2 cores (docs/PERFORMANCE.md, A/B of every workload): with 4, GIL hand-offs cost ~20 %
+    # more CPU per device list or create, and ingest batches no better since its write path got shorter
+    parser.add_argument("--threads", type=int, default=2, help="threads per HTTP worker (default: 2)")
     parser.add_argument("--celery-concurrency", type=int, default=2)
     parser.add_argument("--queues", default="default,firmware", help="comma-separated Celery queues for the worker")
     parser.add_argument("--no-celery", action="store_true", help="do not start the worker and beat")
