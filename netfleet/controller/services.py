@@ -146,8 +146,8 @@ def set_templates(config, templates, *, required=None, new=False):
 # --- devices ------------------------------------------------------------------------------------------------
 
 
-def check_device_limit(organization, limit=None):
-    limit = organization_settings(organization).device_limit if limit is None else limit
+def check_device_limit(organization, limit):
+    """`limit`: the organization's device_limit (0 or None: no limit)."""
     if limit and Device.objects.filter(organization=organization).count() >= limit:
         raise DeviceLimitReached(f"The organization has reached its limit of {limit} devices")
 
@@ -188,7 +188,7 @@ def create_device(*, organization, config=None, templates=None, tags=(), **field
         .values_list("device_limit", "context")
         .first()
     ) or (None, {})
-    check_device_limit(organization, limit or 0)
+    check_device_limit(organization, limit)
     device = Device(organization=organization, **fields)
     clean_new(device, trusted=["organization"])
     device.save()
