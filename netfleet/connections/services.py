@@ -611,10 +611,9 @@ async def _bounded(jobs, run):
     await asyncio.gather(*(one(job) for job in jobs))
 
 
-def push_configs(*, connection_ids):
-    """Tell devices to apply their configuration, concurrently (bounded). OpenWrt: signal the agent, which then
-    pulls and reports. Linux: upload, unpack and apply the archive, then set `applied`/`error` from the outcome.
-    Returns the jobs with their outcomes."""
+def _connection_jobs(connection_ids):
+    """A job with its target for each of these connections that is enabled; one whose target cannot be built
+    (e.g. no address) is recorded as failed and left out."""
     connections = DeviceConnection.objects.filter(pk__in=connection_ids, enabled=True).select_related(
         "device", "credentials"
     )
@@ -626,10 +625,19 @@ def push_configs(*, connection_ids):
         except ConnectionFailed as exc:
             record_connection_failure(connection, exc.reason)
             continue
-        if connection.update_strategy == UpdateStrategy.LINUX_SSH:
-            job.archive = controller_services.render_device_archive(device=connection.device)
-            job.checksum = hashlib.md5(job.archive, usedforsecurity=False).hexdigest()
         jobs.append(job)
+    return jobs
+
+
+def push_configs(*, connection_ids):
+    """Tell devices to apply their configuration, concurrently (bounded). OpenWrt: signal the agent, which then
+    pulls and reports. Linux: upload, unpack and apply the archive, then set `applied`/`error` from the outcome.
+    Returns the jobs with their outcomes."""
+    jobs = _connection_jobs(connection_ids)
+    for job in jobs:
+        if job.connection.update_strategy == UpdateStrategy.LINUX_SSH:
+            job.archive = controller_services.render_device_archive(device=job.connection.device)
+            job.checksum = hashlib.md5(job.archive, usedforsecurity=False).hexdigest()
     if not jobs:
         return []
 
@@ -703,18 +711,7 @@ def check_connections(*, connection_ids):
     """Log in to each device and run a no-op there, concurrently (bounded), and record on each connection
     whether it works (`is_working`, `failure_reason`, `last_attempt`; a new host key is trusted on first use).
     Returns the jobs with their outcomes (the host key presented, or the ConnectionFailed)."""
-    connections = DeviceConnection.objects.filter(pk__in=connection_ids, enabled=True).select_related(
-        "device", "credentials"
-    )
-    jobs = []
-    for connection in connections:
-        job = DeviceJob(connection)
-        try:
-            job.target = connection_target(connection)
-        except ConnectionFailed as exc:
-            record_connection_failure(connection, exc.reason)
-            continue
-        jobs.append(job)
+    jobs = _connection_jobs(connection_ids)
     if not jobs:
         return []
 
