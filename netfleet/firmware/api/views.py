@@ -12,7 +12,12 @@ from netfleet.controller.models import Device
 from netfleet.core.api.pagination import ResultsPagination
 from netfleet.core.api.permissions import TenantPermission
 from netfleet.core.api.renderers import JSONRenderer
-from netfleet.core.api.views import NetfleetModelViewSet, NetfleetReadOnlyModelViewSet, TenantScopedMixin
+from netfleet.core.api.views import (
+    NetfleetModelViewSet,
+    NetfleetReadOnlyModelViewSet,
+    ParentNestedMixin,
+    TenantScopedMixin,
+)
 from netfleet.core.exceptions import Conflict
 from netfleet.core.tenancy import get_access
 
@@ -126,6 +131,7 @@ class BuildViewSet(NetfleetModelViewSet):
     **{name: extend_schema(parameters=[BUILD_PARAMETER]) for name in ("list", "create", "retrieve", "destroy")}
 )
 class FirmwareImageViewSet(
+    ParentNestedMixin,
     TenantScopedMixin,
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
@@ -146,27 +152,14 @@ class FirmwareImageViewSet(
     permission_write = WRITE
     max_body_size = services.UploadLimit()
 
+    parent_kwarg = "build_pk"
+    parent_field = "build"
+
+    def parent_queryset(self):
+        return Build.objects.select_related("category").visible_to(get_access(self.request), READ)
+
     def get_build(self):
-        if not hasattr(self, "_build"):
-            builds = Build.objects.select_related("category").visible_to(get_access(self.request), READ)
-            build = builds.filter(pk=_uuid_or_404(self.kwargs["build_pk"])).first()
-            if build is None:
-                raise exceptions.NotFound()
-            if self.request.method not in permissions.SAFE_METHODS:
-                self.check_object_permissions(self.request, build)
-            self._build = build
-        return self._build
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return super().get_queryset().none()
-        return super().get_queryset().filter(build=self.get_build())
-
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        if not getattr(self, "swagger_fake_view", False) and "build_pk" in self.kwargs:
-            context["build"] = self.get_build()
-        return context
+        return self.get_parent()
 
     def perform_create(self, serializer):
         serializer.instance = services.create_image(build=self.get_build(), **serializer.validated_data)
