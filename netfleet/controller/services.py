@@ -82,9 +82,14 @@ def organization_for_secret(secret):
     )
 
 
+def _organization_contexts(organization_ids):
+    """{organization id: its variables} in one statement (a refresh may span many organizations)."""
+    rows = OrganizationConfigSettings.objects.filter(organization_id__in=set(organization_ids))
+    return {organization_id: context or {} for organization_id, context in rows.values_list("organization", "context")}
+
+
 def _organization_context(organization_id):
-    row = OrganizationConfigSettings.objects.filter(organization_id=organization_id).values("context").first()
-    return (row or {}).get("context") or {}
+    return _organization_contexts([organization_id]).get(organization_id, {})
 
 
 # --- templates ----------------------------------------------------------------------------------------------
@@ -99,10 +104,7 @@ def required_templates(organization_id, backend):
 
 
 def default_templates(organization_id, backend, tags=()):
-    query = Q(default=True)
-    for tag in tags:
-        query |= Q(tags__contains=[tag]) if _json_contains_supported() else Q(pk__in=_template_ids_with_tag(tag))
-    return list(templates_visible_to(organization_id).filter(query, backend=backend).order_by("name").distinct())
+    return _templates_for_new_config(organization_id, backend, tags)[0]
 
 
 def _json_contains_supported():
@@ -293,12 +295,6 @@ def _configs_for_render(config_ids):
         .select_related("device", "device__group")
         .prefetch_related("template_links__template")
     )
-
-
-def _organization_contexts(organization_ids):
-    """{organization id: its variables} in one statement (a refresh may span many organizations)."""
-    rows = OrganizationConfigSettings.objects.filter(organization_id__in=set(organization_ids))
-    return {organization_id: context or {} for organization_id, context in rows.values_list("organization", "context")}
 
 
 def _ordered_templates(config):
