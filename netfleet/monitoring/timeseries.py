@@ -132,11 +132,14 @@ class SQLBackend(TimeSeriesBackend):
 
     def _write(self, points):
         oldest = min(point[4] for point in points)
-        if oldest < floor_hour(int(clock.time() * MICROSECONDS)):
-            # a closed hour: a concurrent rollup must either see these points or have moved the watermark first
-            self._lock(exclusive=False)
+        if oldest >= floor_hour(int(clock.time() * MICROSECONDS)):
+            # live data, the common case: the rollups stop a grace before the current hour, so no point of it is
+            # behind the watermark and there is nothing to read or lock
+            return self._insert(points)
+        # a closed hour: a concurrent rollup must either see these points or have moved the watermark first
+        self._lock(exclusive=False)
         rolled_up_until, _ = self._progress()
-        if oldest >= rolled_up_until:  # the common case: one query more than the INSERT
+        if oldest >= rolled_up_until:
             return self._insert(points)
         on_time, late = [], []
         for point in points:
