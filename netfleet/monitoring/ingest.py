@@ -1,30 +1,38 @@
 """Metric ingest: NetJSON DeviceMonitoring documents become time series points, health and WiFi sessions.
 
-The request validates its document in memory, then submits it to the process's group commit
-(netfleet.core.batching): documents arriving together are stored in one transaction — the monitoring rows of
-their devices locked in one query, every point of every document in one multi-row INSERT (ON CONFLICT DO NOTHING
-deduplicates resends), their metric health read in one query, the state written back in one UPDATE. Health
-changes and WiFi sessions write only when something changed. When the answer is 200 the points are stored: there
-is no queue to fall behind (the reference system answered fast but stored 1-9 documents/s behind a queue that grew
-without bound).
+The request validates its document in memory, then hands it on to be stored with others in one transaction — the
+monitoring rows of their devices locked in one query, every point of every document in one multi-row INSERT (ON
+CONFLICT DO NOTHING deduplicates resends), their metric health read in one query, the state written back in one
+UPDATE. Health changes and WiFi sessions write only when something changed.
+
+In the HTTP server (`netfleet.wsgi` calls `use_spool()`), a document is appended to the process's spool file and
+answered; the process's writer thread stores everything spooled meanwhile in one batch (netfleet.core.spool).
+The spool is bounded, so storage that falls behind slows the answers down instead of piling up a backlog (the
+reference system answered fast but stored 1-9 documents/s behind a queue that grew without bound), and a process
+that dies leaves its spool to be stored by the next writer. Elsewhere (tests, commands) concurrent calls share a
+group commit (netfleet.core.batching) and return once stored.
 """
 
+import atexit
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection, transaction
+import orjson
+from django.conf import settings
+from django.db import close_old_connections, connection, connections, transaction
 from django.utils import timezone
 
 from netfleet.accounts.models import Organization
 from netfleet.controller.models import Device
 from netfleet.core.batching import GroupCommit
+from netfleet.core.spool import SpooledWriter
 from netfleet.core.sql import as_uuid, json_param, placeholders, table
 
 from . import netjson
 from .choices import HealthMetric
 from .models import AlertSettings, DeviceMonitoring, Metric
 from .services import evaluate_health, update_wifi_sessions
-from .timeseries import get_backend, to_us
+from .timeseries import from_us, get_backend, to_us
 
 
 @dataclass(slots=True)
@@ -48,7 +56,11 @@ def ingest(*, device, document, time=None, current=False, now=None):
     counts whole). Only the newest document moves the counters, WiFi sessions and health forward; `current` (or
     no `time`) makes it the device's status data."""
     netjson.validate_document(document)
-    return _group_commit.submit(Document(device, document, time, current, now or timezone.now()))
+    item = Document(device, document, time, current, now or timezone.now())
+    if _spool is not None:
+        _spool.submit(item)
+        return None
+    return _group_commit.submit(item)
 
 
 def store_documents(documents):
@@ -68,6 +80,48 @@ def store_documents(documents):
 
 
 _group_commit = GroupCommit(store_documents)
+_spool = None
+
+
+def use_spool():
+    """Store documents behind the spool from now on (the HTTP server's processes); returns the writer."""
+    global _spool
+    if _spool is None:
+        directory = settings.DATA_DIR / "spool" / "monitoring"
+        _spool = spool_writer(directory, max_pending=settings.NETFLEET_MONITORING_SPOOL_MAX_PENDING)
+        atexit.register(_spool.stop)  # a clean shutdown stores what it accepted; a crash leaves it spooled
+    return _spool
+
+
+def spool_writer(directory, **options):
+    return SpooledWriter(
+        directory,
+        write_batch=_store_spooled,
+        encode=_encode,
+        decode=_decode,
+        finish=connections.close_all,  # the writer thread's own connection
+        **options,
+    )
+
+
+def _store_spooled(documents):
+    try:
+        store_documents(documents)
+    finally:
+        close_old_connections()  # as after a request: a broken connection is replaced, an old one renewed
+
+
+def _encode(document):
+    time_us = None if document.time is None else to_us(document.time)
+    return orjson.dumps([document.device.pk.hex, time_us, document.current, to_us(document.received), document.body])
+
+
+def _decode(line):
+    device_id, time_us, current, received_us, body = orjson.loads(line)
+    device = find_device(device_id)
+    if device is None:
+        return None  # deleted or deactivated since: its data is not kept
+    return Document(device, body, None if time_us is None else from_us(time_us), current, from_us(received_us))
 
 
 class _Points:
