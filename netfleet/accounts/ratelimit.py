@@ -61,12 +61,32 @@ class Outcome:
     retry_after: int | None  # set when the request is refused
 
 
-def buckets_for(request):
-    """The buckets a request is counted in, or () when the path is not limited (read from settings per call)."""
-    path = request.path_info
+@dataclass(frozen=True)
+class Verdict:
+    """What the limiter decided for one request: refused or not, and the bucket its headers report (the worst
+    refusing bucket, else the tightest one)."""
+
+    outcome: Outcome
+    refused: bool
+
+    @property
+    def headers(self):
+        """X-RateLimit-Limit, X-RateLimit-Remaining and, for a refused request, Retry-After."""
+        headers = [
+            ("X-RateLimit-Limit", str(self.outcome.bucket.limit)),
+            ("X-RateLimit-Remaining", str(self.outcome.remaining)),
+        ]
+        if self.refused:
+            headers.append(("Retry-After", str(self.outcome.retry_after)))
+        return headers
+
+
+def buckets_for(method, path):
+    """The buckets a request (its method and routed path, trailing slash added) is counted in, or () when the
+    path is not limited (read from settings per call)."""
     if not settings.NETFLEET_RATELIMIT_ENABLED or not path.startswith(LIMITED_PREFIXES):
         return ()
-    if (request.method, path) in EXEMPT:
+    if (method, path) in EXEMPT:
         return ()
     if path.startswith(AUTH_PREFIXES):
         rates = [("auth", settings.NETFLEET_RATELIMIT_AUTH)]
@@ -97,13 +117,26 @@ def client_address(request):
     return str(address)
 
 
+def device_identity(path, key):
+    """`device:<id as in the path>` for a device calling a device-key endpoint with its (non-empty) key, else None:
+    each device is its own caller, so a fleet behind one NAT address is not throttled as a single caller (the key
+    itself is checked by the view)."""
+    if not key:
+        return None
+    for prefix in DEVICE_KEY_PREFIXES:
+        if path.startswith(prefix):
+            return f"device:{path[len(prefix) :].split('/', 1)[0]}"
+    return None
+
+
 def caller_identity(request, *, trust_api_key=True):
-    """`user:<sub>` for a valid access JWT, `key:<prefix>` for an X-API-Key, else `ip:<address>`. No DB query:
-    the JWT is checked by its signature, the API key not at all (the authentication class does that later)."""
-    if request.path_info.startswith(DEVICE_KEY_PREFIXES) and request.GET.get("key"):
-        # a device posting with its own key: its own bucket, so a fleet behind one NAT address is not throttled
-        # as a single caller (the key itself is checked by the view)
-        return f"device:{request.path_info[len(DEVICE_KEY_PREFIXES[0]) :].split('/', 1)[0]}"
+    """`device:<id>` for a device with its key (device_identity), `user:<sub>` for a valid access JWT,
+    `key:<prefix>` for an X-API-Key, else `ip:<address>`. No DB query: the JWT is checked by its signature, the
+    API key not at all (the authentication class does that later)."""
+    if request.path_info.startswith(DEVICE_KEY_PREFIXES):  # the query is read only there
+        identity = device_identity(request.path_info, request.GET.get("key"))
+        if identity:
+            return identity
     header = request.META.get("HTTP_AUTHORIZATION", "").split()
     if len(header) == 2 and header[0].lower() == "bearer":
         identity = _user_from_jwt(header[1], request)
@@ -181,10 +214,25 @@ def hit(buckets, identity, *, cache=None):
     return outcomes
 
 
-def _headers(response, outcome):
-    response["X-RateLimit-Limit"] = str(outcome.bucket.limit)
-    response["X-RateLimit-Remaining"] = str(outcome.remaining)
-    return response
+def limit(method, path, identify):
+    """Count a request to `path` (routed, trailing slash added) in its buckets: a Verdict, or None when the path is
+    not limited or the store cannot be reached (logged; the request passes unlimited: an outage of the cache must
+    not take the API down). `identify(buckets)` names the caller; it is called only for a limited path.
+
+    The one implementation behind RateLimitMiddleware and the answers given below Django (monitoring ingest)."""
+    buckets = buckets_for(method, path)
+    if not buckets:
+        return None
+    identity = identify(buckets)
+    try:
+        outcomes = hit(buckets, identity)
+    except Exception:
+        logger.warning("rate limit store unavailable; request not limited", exc_info=True)
+        return None
+    refused = [outcome for outcome in outcomes if outcome.retry_after]
+    if refused:
+        return Verdict(max(refused, key=lambda outcome: outcome.retry_after), refused=True)
+    return Verdict(min(outcomes, key=lambda outcome: (outcome.remaining, outcome.bucket.limit)), refused=False)
 
 
 class RateLimitMiddleware:
@@ -198,22 +246,15 @@ class RateLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        buckets = buckets_for(request)
-        if not buckets:
+        verdict = limit(request.method, request.path_info, lambda buckets: self.identify(request, buckets))
+        if verdict is None:
             return self.get_response(request)
-        # an unverified API key prefix must not buy a fresh bucket on the login endpoints
-        identity = caller_identity(request, trust_api_key=buckets[0].name != "auth")
-        try:
-            outcomes = hit(buckets, identity)
-        except Exception:
-            logger.warning("rate limit store unavailable; request not limited", exc_info=True)
-            return self.get_response(request)
+        response = json_error(request, 429, MESSAGE) if verdict.refused else self.get_response(request)
+        for name, value in verdict.headers:
+            response[name] = value
+        return response
 
-        refused = [outcome for outcome in outcomes if outcome.retry_after]
-        if refused:
-            worst = max(refused, key=lambda outcome: outcome.retry_after)
-            response = _headers(json_error(request, 429, MESSAGE), worst)
-            response["Retry-After"] = str(worst.retry_after)
-            return response
-        tightest = min(outcomes, key=lambda outcome: (outcome.remaining, outcome.bucket.limit))
-        return _headers(self.get_response(request), tightest)
+    @staticmethod
+    def identify(request, buckets):
+        # an unverified API key prefix must not buy a fresh bucket on the login endpoints
+        return caller_identity(request, trust_api_key=buckets[0].name != "auth")

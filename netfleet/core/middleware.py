@@ -79,9 +79,17 @@ class PathNormalizerMiddleware:
         return self.get_response(request)
 
 
-def body_too_large(limit):
+def body_too_large_detail(limit):
     # The one documented exception to the error envelope (platform-api.txt, 413).
-    return JsonResponse({"detail": f"request body exceeds {limit}-byte limit"}, status=413)
+    return {"detail": f"request body exceeds {limit}-byte limit"}
+
+
+def invalid_content_length_detail():
+    return {"detail": "invalid Content-Length"}
+
+
+def body_too_large(limit):
+    return JsonResponse(body_too_large_detail(limit), status=413)
 
 
 def max_body_size_for(view_func):
@@ -103,7 +111,7 @@ class BodyLimitMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return JsonResponse({"detail": "invalid Content-Length"}, status=400)
+            return JsonResponse(invalid_content_length_detail(), status=400)
         if length > settings.NETFLEET_MAX_BODY_SIZE:
             limit = self._limit_for(request)
             if length > limit:

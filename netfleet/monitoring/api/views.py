@@ -1,14 +1,26 @@
 import hmac
+import json
+import logging
+import re
+import time
 import uuid
 from datetime import UTC, datetime
+from http.client import responses
+from urllib.parse import parse_qsl
 
 import orjson
-from django.http import HttpResponse, JsonResponse
+from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent
+from django.core.handlers.wsgi import get_bytes_from_wsgi, get_script_name
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import close_old_connections
+from django.http import HttpResponse, JsonResponse, QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, mixins
 from rest_framework.response import Response
 
+from netfleet.accounts import ratelimit
 from netfleet.accounts.models import Organization
 from netfleet.controller.models import Device
 from netfleet.core.api.exceptions import error_body
@@ -16,11 +28,22 @@ from netfleet.core.api.pagination import ResultsPagination
 from netfleet.core.api.permissions import TenantPermission
 from netfleet.core.api.views import NetfleetReadOnlyModelViewSet, TenantScopedMixin
 from netfleet.core.exceptions import NetfleetError
+from netfleet.core.logging import current_request_id
+from netfleet.core.middleware import (
+    REQUEST_ID_HEADER,
+    body_too_large_detail,
+    host_allowed,
+    invalid_content_length_detail,
+    log_request,
+    request_ids,
+)
 from netfleet.core.tenancy import get_access
 
 from .. import charts, filters, ingest, locations
 from ..models import Metric, WifiSession
 from . import serializers as api_serializers
+
+logger = logging.getLogger("netfleet.errors")
 
 PERMISSION = "monitoring:read"
 INGEST_TIME_FORMAT = "%d-%m-%Y_%H:%M:%S.%f"
@@ -36,8 +59,12 @@ class BadRequest(NetfleetError):
     status_code = 400
 
 
+def _is_true(raw):
+    return raw.strip().lower() in ("true", "1", "yes", "on")
+
+
 def _flag(request, name):
-    return request.GET.get(name, "").strip().lower() in ("true", "1", "yes", "on")
+    return _is_true(request.GET.get(name, ""))
 
 
 def _uuid_list(request, name):
@@ -133,19 +160,20 @@ class DeviceMetricView(generics.GenericAPIView):
     def post(self, request, pk):
         # without ?key= (a device's requests take the fast path, see as_view): only the errors saying why not
         self._device(pk, key_only=True)
-        ingest_document(request, pk)
+        _ingest_request(request, pk)
         return Response(None)
 
     @classmethod
     def as_view(cls, **initkwargs):
         """A device's POST (`?key=`) skips DRF and the browser middleware (FastPathMiddleware): ingest is the
-        fleet's hottest write path. Everything else is the DRF view."""
+        fleet's hottest write path. Everything else is the DRF view. (Under a WSGI server most of these POSTs are
+        answered before Django, by `ingest_wsgi`; this is the same answer for the rest and the test client.)"""
         drf_view = super().as_view(**initkwargs)
 
         def view(request, pk):
             if request.method == "POST" and "key" in request.GET:
                 try:
-                    ingest_document(request, pk)
+                    _ingest_request(request, pk)
                 except (NetfleetError, exceptions.APIException) as exc:
                     return fast_error(request, exc)
                 return HttpResponse(b"null", content_type="application/json")
@@ -170,14 +198,28 @@ def ingest_device(pk, key):
     return device
 
 
-def ingest_document(request, pk):
-    device = ingest_device(pk, request.GET.get("key", ""))
+def ingest_document(pk, *, key, body, raw_time, current):
+    """Store the NetJSON document `body` (bytes) a device posted with its key: the one implementation behind the
+    Django view and `ingest_wsgi`. `raw_time` is the `time` query value (or None). Raises NetfleetError / APIException
+    (404 unknown device, 403 wrong key, 400 malformed JSON, invalid document or time) before anything is stored."""
+    device = ingest_device(pk, key)
     try:
-        document = orjson.loads(request.body)
+        document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Malformed JSON: {exc}") from None
-    collected = parse_ingest_time(request.GET.get("time"))
-    ingest.ingest(device=device, document=document, time=collected, current=_flag(request, "current"))
+    collected = parse_ingest_time(raw_time)
+    ingest.ingest(device=device, document=document, time=collected, current=current)
+
+
+def _ingest_request(request, pk):
+    query = request.GET
+    ingest_document(
+        pk,
+        key=query.get("key", ""),
+        body=request.body,
+        raw_time=query.get("time"),
+        current=_is_true(query.get("current", "")),
+    )
 
 
 def parse_ingest_time(raw):
@@ -192,15 +234,113 @@ def parse_ingest_time(raw):
         ) from None
 
 
-def fast_error(request, exc):
-    """The error envelope for a view that runs outside DRF."""
+def error_envelope(exc, *, path, request_id):
+    """(status, body) of the API error envelope for a NetfleetError / APIException raised outside DRF."""
     if isinstance(exc, NetfleetError):
         code, message, details = exc.status_code, exc.message, exc.details
     else:
         code, message, details = exc.status_code, str(exc.detail), None
-    request_id = getattr(request, "request_id", None)
-    body = error_body(request.path, code=code, message=message, request_id=request_id, details=details)
+    return code, error_body(path, code=code, message=message, request_id=request_id, details=details)
+
+
+def fast_error(request, exc):
+    """The error envelope for a view that runs outside DRF."""
+    code, body = error_envelope(exc, path=request.path, request_id=getattr(request, "request_id", None))
     return JsonResponse(body, status=code)
+
+
+_INGEST_PATH = re.compile(r"^/api/v1/monitoring/device/([0-9a-fA-F-]{32,36})/?$")
+
+
+def ingest_wsgi(environ, start_response):
+    """A device's metric POST (`?key=`) answered below Django's request handling (netfleet.wsgi), or None when
+    Django must answer it: another method, no (or an empty) key, another path, a host outside ALLOWED_HOSTS.
+
+    Ingest is the fleet's hottest write path, and Django's request cycle (request object, signals, middleware, URL
+    resolution, response object) a good share of its CPU time. The answer is the one Django gives through its middleware
+    and the fast view: request id (X-Request-ID, the logging context, the access log line), the per-device rate
+    limit and its headers, the body limit, `ingest_document`, the API error envelope, and the end-of-request
+    check of the database connections (Django's request_finished)."""
+    if environ.get("REQUEST_METHOD") != "POST":
+        return None
+    path_info = environ.get("PATH_INFO", "")
+    match = _INGEST_PATH.match(path_info)
+    if match is None:
+        return None
+    try:
+        query = _query(environ)
+    except (ValueError, TooManyFieldsSent):
+        return None  # more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS: Django's 400
+    key = query.get("key")
+    if not key or not host_allowed(environ):
+        return None  # without a key the caller is limited by address or user, and answered by the DRF view
+    started = time.perf_counter()
+    request_id, header_value = request_ids(environ.get("HTTP_X_REQUEST_ID"))
+    token = current_request_id.set(request_id)
+    if not path_info.endswith("/"):
+        path_info += "/"  # as PathNormalizerMiddleware routes it
+    path = get_script_name(environ).rstrip("/") + path_info  # Django's request.path
+    headers = [("Content-Type", "application/json")]
+    try:
+        try:
+            code, body = _ingest_answer(environ, path_info, path, match.group(1), key, query, request_id, headers)
+        except Exception:
+            logger.exception("unhandled error", extra={"path": path})
+            code, body = 500, error_body(path, code=500, message="Internal server error", request_id=request_id)
+        headers.append((REQUEST_ID_HEADER, header_value))
+        start_response(f"{code} {responses.get(code, 'Unknown Status Code')}", headers)
+        log_request(method="POST", path=path, status=code, started=started, remote_addr=environ.get("REMOTE_ADDR"))
+        return [b"null"] if body is None else [json.dumps(body, cls=DjangoJSONEncoder).encode()]
+    finally:
+        current_request_id.reset(token)
+        close_old_connections()  # Django's request_finished: drop a broken or expired connection
+
+
+def _query(environ):
+    """The query string's values as Django's `request.GET.get` reads them (the last of each name)."""
+    raw = environ.get("QUERY_STRING", "")
+    if raw.isascii():  # what devices send: nothing to re-decode, parsed as QueryDict parses it at a quarter the cost
+        fields = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return dict(parse_qsl(raw, keep_blank_values=True, encoding=settings.DEFAULT_CHARSET, max_num_fields=fields))
+    return QueryDict(get_bytes_from_wsgi(environ, "QUERY_STRING", "")).dict()
+
+
+def _ingest_answer(environ, path_info, path, pk, key, query, request_id, headers):
+    """(status, JSON body or None for `null`) of a device-key ingest POST; adds the rate-limit headers."""
+    verdict = ratelimit.limit("POST", path_info, lambda buckets: ratelimit.device_identity(path_info, key))
+    if verdict is not None:
+        headers.extend(verdict.headers)
+        if verdict.refused:
+            return 429, error_body(path, code=429, message=ratelimit.MESSAGE, request_id=request_id)
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = -1
+    if length < 0:
+        return 400, invalid_content_length_detail()
+    if length > settings.NETFLEET_MAX_BODY_SIZE:
+        return 413, body_too_large_detail(settings.NETFLEET_MAX_BODY_SIZE)
+    body = _read(environ["wsgi.input"], length)
+    try:
+        ingest_document(pk, key=key, body=body, raw_time=query.get("time"), current=_is_true(query.get("current", "")))
+    except (NetfleetError, exceptions.APIException) as exc:
+        return error_envelope(exc, path=path, request_id=request_id)
+    return 200, None
+
+
+def _read(stream, length):
+    """Exactly `length` bytes of the request body (fewer only if the input ends first)."""
+    body = stream.read(length) if length else b""
+    if len(body) < length:  # a short read: read on until the length or the end of the input
+        chunks, remaining = [body], length - len(body)
+        while remaining > 0:
+            chunk = stream.read(remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        body = b"".join(chunks)
+    return body
 
 
 class NearbyDeviceView(TenantScopedMixin, mixins.ListModelMixin, generics.GenericAPIView):
