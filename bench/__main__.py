@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 
 from bench import fanout, procs, seed, wrk
 from bench.instance import BenchError, Instance
@@ -104,11 +105,12 @@ def run_workload(workload, context, instance, args):
     warmup = max(args.warmup, 5) if request.paths and request.method == "GET" else args.warmup
     if warmup:
         wrk.run(url, script, duration=warmup, **options)
-    before = request.count_stored(instance) if request.count_stored else None
+    before = _settled_count(request, instance) if request.count_stored else None  # the warm-up's, all stored
     workers = [
         pid
         for pid, (ppid, _) in procs.descendants(instance.process.pid).items()
-        if _role(pid, ppid, instance.process.pid) == "http-worker"
+        # the monitoring writer stores what the HTTP workers accept: its CPU is part of each ingest request
+        if _role(pid, ppid, instance.process.pid) in ("http-worker", "monitoring-writer")
     ]
     cpu_before = procs.cpu_seconds(workers)
     result = wrk.run(url, script, duration=args.duration, **options)
@@ -118,10 +120,16 @@ def run_workload(workload, context, instance, args):
             (procs.cpu_seconds(workers) - cpu_before) * 1000 / result["requests"], 3
         )
     if request.count_stored:
-        # what the answered requests stored, counted in the database after the run: nothing may be missing
-        stored = (request.count_stored(instance) - before) // request.stored_per_request
+        # what the answered requests stored: by the end of the run (the rate it was stored at, and the backlog left
+        # behind), then once the server has stored everything it accepted (nothing may be missing)
+        per_request = request.stored_per_request
+        stored_by_end = (request.count_stored(instance) - before) // per_request
+        stored = (_settled_count(request, instance) - before) // per_request
         result.update(
-            stored=stored, stored_per_s=round(stored / args.duration, 1), lost=max(result["requests"] - stored, 0)
+            stored=stored,
+            stored_per_s=round(stored_by_end / args.duration, 1),
+            backlog_at_end=max(result["requests"] - stored_by_end, 0),
+            lost=max(result["requests"] - stored, 0),
         )
     if result["errors"]:
         # what the server said about them (timeouts leave no line: wrk gave up waiting)
@@ -136,6 +144,18 @@ def run_workload(workload, context, instance, args):
     }
 
 
+def _settled_count(request, instance, *, quiet=1.0, limit=60):
+    """count_stored once it stops moving (the server stores accepted work behind its answers)."""
+    count, deadline = request.count_stored(instance), time.monotonic() + limit
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        again = request.count_stored(instance)
+        if again == count:
+            break
+        count = again
+    return count
+
+
 def _role(pid, ppid, serve_pid):
     command = procs.cmdline(pid)
     if "granian" in command:
@@ -143,6 +163,8 @@ def _role(pid, ppid, serve_pid):
         return "http-master" if ppid == serve_pid else "http-worker"
     if "uvicorn" in command:
         return "websockets"
+    if "monitoring_writer" in command:
+        return "monitoring-writer"
     return "other"
 
 

@@ -31,7 +31,9 @@ def _child_commands(args):
         python, "-m", "celery", "-A", "netfleet", "beat", "--loglevel", "INFO",
         "--schedule", os.path.join(data_dir, "celerybeat-schedule"),
     ]  # fmt: skip
-    commands = {"http": http, "websockets": websockets}
+    # stores the metric documents the HTTP workers spool (NETFLEET_MONITORING_SPOOL, set for them in serve())
+    monitoring_writer = [python, "-m", "netfleet.cli", "monitoring_writer"]
+    commands = {"http": http, "websockets": websockets, "monitoring-writer": monitoring_writer}
     if not args.no_celery:
         commands.update(worker=worker, beat=beat)
     return commands
@@ -65,9 +67,12 @@ def serve(argv):
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
 
+    # the HTTP workers hand metric documents to the monitoring writer, which serve runs too
+    http_env = {**os.environ, "NETFLEET_MONITORING_SPOOL": "true"}
     for name, command in _child_commands(args).items():
         # each child gets its own process group so a terminal's Ctrl-C reaches them only through us
-        children[name] = subprocess.Popen(command, start_new_session=True)
+        env = http_env if name == "http" else None
+        children[name] = subprocess.Popen(command, start_new_session=True, env=env)
     print(
         f"netfleet: http://{args.host}:{args.port}/ (websockets on port {args.ws_port}); Ctrl-C to stop",
         file=sys.stderr,

@@ -514,8 +514,8 @@ NETFLEET_MONITORING_ALERT_EMAIL_FROM = os.environ.get("NETFLEET_MONITORING_ALERT
 # the ingest transactions writing their last points to commit) are rolled up; charts of whole-hour buckets read them.
 NETFLEET_MONITORING_ROLLUP_INTERVAL = env_int("NETFLEET_MONITORING_ROLLUP_INTERVAL", 300)
 NETFLEET_MONITORING_ROLLUP_GRACE = env_int("NETFLEET_MONITORING_ROLLUP_GRACE", 120)
-# documents an HTTP worker may have accepted and not stored yet; beyond it, ingest answers wait for the writer
-NETFLEET_MONITORING_SPOOL_MAX_PENDING = env_int("NETFLEET_MONITORING_SPOOL_MAX_PENDING", 4096)
+# ingest hands documents to the spool writer (`netfleet serve` sets it for the HTTP workers it runs the writer for)
+NETFLEET_MONITORING_SPOOL = env_bool("NETFLEET_MONITORING_SPOOL", False)
 if NETFLEET_MONITORING_ROLLUP_INTERVAL <= 0:
     raise ImproperlyConfigured("NETFLEET_MONITORING_ROLLUP_INTERVAL must be positive")
 if NETFLEET_MONITORING_ROLLUP_GRACE < 0:

@@ -31,3 +31,8 @@ class UpstreamUnreachable(NetfleetError):
 class UpstreamTimeout(NetfleetError):
     status_code = 504
     default_message = "The device did not answer in time"
+
+
+class Unavailable(NetfleetError):
+    status_code = 503
+    default_message = "Temporarily unavailable; retry later"

@@ -13,19 +13,19 @@ that dies leaves its spool to be stored by the next writer. Elsewhere (tests, co
 group commit (netfleet.core.batching) and return once stored.
 """
 
-import atexit
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 from django.conf import settings
-from django.db import close_old_connections, connection, connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from netfleet.accounts.models import Organization
 from netfleet.controller.models import Device
 from netfleet.core.batching import GroupCommit
-from netfleet.core.spool import SpooledWriter
+from netfleet.core.exceptions import Unavailable
+from netfleet.core.spool import SpoolAppender, SpoolFull, SpoolReader
 from netfleet.core.sql import as_uuid, json_param, placeholders, table
 
 from . import netjson
@@ -58,7 +58,10 @@ def ingest(*, device, document, time=None, current=False, now=None):
     netjson.validate_document(document)
     item = Document(device, document, time, current, now or timezone.now())
     if _spool is not None:
-        _spool.submit(item)
+        try:
+            _spool.append(_encode(item))
+        except SpoolFull:
+            raise Unavailable("Metric storage is behind; send this document again later") from None
         return None
     return _group_commit.submit(item)
 
@@ -83,45 +86,56 @@ _group_commit = GroupCommit(store_documents)
 _spool = None
 
 
-def use_spool():
-    """Store documents behind the spool from now on (the HTTP server's processes); returns the writer."""
+def spool_directory():
+    return settings.DATA_DIR / "spool" / "monitoring"
+
+
+def use_spool(appender=None):
+    """Hand documents to the spool writer from now on (the HTTP workers of `netfleet serve`, which runs the writer:
+    `netfleet monitoring_writer`)."""
     global _spool
-    if _spool is None:
-        directory = settings.DATA_DIR / "spool" / "monitoring"
-        _spool = spool_writer(directory, max_pending=settings.NETFLEET_MONITORING_SPOOL_MAX_PENDING)
-        atexit.register(_spool.stop)  # a clean shutdown stores what it accepted; a crash leaves it spooled
+    # ~100 documents a segment, at most 6 waiting per process: a worker ahead of the writer by more than a second's
+    # documents waits for it, so the cores are shared between accepting and storing instead of the backlog growing
+    _spool = appender or SpoolAppender(spool_directory(), segment_bytes=128 << 10, max_segments=6)
     return _spool
 
 
-def spool_writer(directory, **options):
-    return SpooledWriter(
-        directory,
+def spool_reader(directory=None, **options):
+    """The writer's end of the ingest spool."""
+    # after a failed batch, a broken connection is replaced before the next attempt
+    return SpoolReader(
+        directory or spool_directory(),
         write_batch=_store_spooled,
-        encode=_encode,
-        decode=_decode,
-        finish=connections.close_all,  # the writer thread's own connection
+        order=_received,
+        recover=close_old_connections,
         **options,
     )
 
 
-def _store_spooled(documents):
-    try:
+def _store_spooled(lines):
+    rows = [orjson.loads(line[RECEIVED_DIGITS + 1 :]) for line in lines]
+    devices = find_devices({device_id for device_id, *_ in rows})
+    documents = [
+        Document(devices[device_id], body, None if time_us is None else from_us(time_us), current, from_us(received))
+        for device_id, time_us, current, received, body in rows
+        if device_id in devices  # else deleted or deactivated since: its data is not kept
+    ]
+    if documents:
         store_documents(documents)
-    finally:
-        close_old_connections()  # as after a request: a broken connection is replaced, an old one renewed
+
+
+RECEIVED_DIGITS = 17  # a spool line starts with when it was received (µs, zero-padded): its order
 
 
 def _encode(document):
     time_us = None if document.time is None else to_us(document.time)
-    return orjson.dumps([document.device.pk.hex, time_us, document.current, to_us(document.received), document.body])
+    received = to_us(document.received)
+    body = orjson.dumps([document.device.pk.hex, time_us, document.current, received, document.body])
+    return b"%0*d %s" % (RECEIVED_DIGITS, received, body)
 
 
-def _decode(line):
-    device_id, time_us, current, received_us, body = orjson.loads(line)
-    device = find_device(device_id)
-    if device is None:
-        return None  # deleted or deactivated since: its data is not kept
-    return Document(device, body, None if time_us is None else from_us(time_us), current, from_us(received_us))
+def _received(line):
+    return line[:RECEIVED_DIGITS]
 
 
 class _Points:
@@ -159,18 +173,29 @@ DEVICE_COLUMNS = ["id", "organization_id", "site_id", "name", "key", "is_deactiv
 
 def find_device(device_id):
     """The active device (of an active organization) an ingest is for, with the columns ingest needs; or None."""
+    return find_devices([device_id]).get(device_id)
+
+
+def find_devices(device_ids):
+    """{id: Device} of those of these ids (UUIDs or hex) that are active devices of active organizations, with the
+    columns ingest needs, keyed as given."""
+    given = {_device_param(device_id): device_id for device_id in device_ids}
+    if not given:
+        return {}
     sql = (
         f"SELECT {', '.join('d.' + name for name in DEVICE_COLUMNS)} FROM {table(Device)} d "  # noqa: S608
         f"JOIN {table(Organization)} o ON o.id = d.organization_id "
-        "WHERE d.id = %s AND NOT d.is_deactivated AND o.is_active"
+        f"WHERE d.id IN ({placeholders(given)}) AND NOT d.is_deactivated AND o.is_active"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_device_param(device_id)])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = [as_uuid(row[0]), as_uuid(row[1]), row[2] and as_uuid(row[2]), row[3], row[4], bool(row[5])]
-    return Device.from_db(connection.alias, DEVICE_COLUMNS, values)
+        cursor.execute(sql, list(given))
+        rows = cursor.fetchall()
+    found = {}
+    for row in rows:
+        values = [as_uuid(row[0]), as_uuid(row[1]), row[2] and as_uuid(row[2]), row[3], row[4], bool(row[5])]
+        device = Device.from_db(connection.alias, DEVICE_COLUMNS, values)
+        found[given[_device_param(device.pk)]] = device
+    return found
 
 
 def _locked_states(device_ids):

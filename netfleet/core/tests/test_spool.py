@@ -1,180 +1,145 @@
-"""The spooled writer: items are stored in batches by a writer thread, backpressure bounds the backlog, and the
-spool of a process that died (a real one, killed) is stored by the next writer."""
+"""The spool: lines appended by accepting processes are stored in batches by the writer, segments are deleted once
+stored and closed, the spool of a process that died (a real one, killed) is stored too, and the backlog is
+bounded."""
 
-import fcntl
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
-from netfleet.core.spool import SpooledWriter
+import pytest
+
+from netfleet.core.spool import SpoolAppender, SpoolFull, SpoolReader, run_writer
 
 
 class Store:
-    """A write_batch that records the batches it got; `gate` (when set) holds every batch until opened."""
+    """A write_batch that records its batches and fails on `poison` lines."""
 
-    def __init__(self, *, poison=(), gate=None):
-        self.batches, self.poison, self.gate = [], set(poison), gate
-        self.attempts = {}
+    def __init__(self, *, poison=()):
+        self.batches, self.poison, self.attempts = [], set(poison), {}
 
-    def __call__(self, items):
-        if self.gate is not None:
-            self.gate.wait(10)
-        for item in items:
-            self.attempts[item] = self.attempts.get(item, 0) + 1
-        if self.poison & set(items):
+    def __call__(self, lines):
+        for line in lines:
+            self.attempts[line] = self.attempts.get(line, 0) + 1
+        if self.poison & set(lines):
             raise ValueError("cannot store")
-        self.batches.append(list(items))
+        self.batches.append(list(lines))
 
     @property
-    def items(self):
-        return [item for batch in self.batches for item in batch]
+    def lines(self):
+        return [line for batch in self.batches for line in batch]
 
 
-def writer(directory, store, **options):
-    return SpooledWriter(directory, write_batch=store, encode=str.encode, decode=bytes.decode, **options)
-
-
-def spool_files(directory):
+def names(directory):
     return sorted(path.name for path in Path(directory).iterdir())
 
 
-def test_items_are_stored_in_batches_in_order(tmp_path):
-    gate = threading.Event()
-    store = Store(gate=gate)
-    spooled = writer(tmp_path, store)
-    for n in range(50):
-        spooled.submit(f"item-{n}")
-    assert spooled.backlog == 50
-    gate.set()
-    assert spooled.flush(timeout=10)
-    assert spooled.backlog == 0
-    assert store.items == [f"item-{n}" for n in range(50)]
-    assert len(store.batches) < 50  # the first batch held the writer while the rest queued up behind it
-    spooled.stop()
-    assert spool_files(tmp_path) == []  # everything stored: no spool left behind
-
-
-def test_a_submitted_item_is_in_the_spool_file_before_it_is_stored(tmp_path):
-    gate = threading.Event()
-    spooled = writer(tmp_path, Store(gate=gate))
-    spooled.submit("first")
-    spooled.submit("second")
+def test_appended_lines_are_stored_in_batches_in_order(tmp_path):
+    appender, store = SpoolAppender(tmp_path), Store()
+    for n in range(10):
+        appender.append(b"line-%d" % n)
     (segment,) = tmp_path.glob("*.spool")
-    assert segment.read_bytes() == b"first\nsecond\n"
-    gate.set()
-    spooled.flush(timeout=10)
-    spooled.stop()
+    assert segment.read_bytes() == b"".join(b"line-%d\n" % n for n in range(10))  # on disk before it is stored
+    reader = SpoolReader(tmp_path, write_batch=store, max_batch=4)
+    assert reader.drain() == 10
+    assert store.batches == [
+        [b"line-0", b"line-1", b"line-2", b"line-3"],
+        [b"line-4", b"line-5", b"line-6", b"line-7"],
+        [b"line-8", b"line-9"],
+    ]
+    assert reader.drain() == 0  # nothing is stored twice
+    appender.append(b"later")
+    assert reader.drain() == 1 and store.lines[-1] == b"later"
+    assert segment.exists()  # its process is alive and may append more
 
 
-def test_submitters_wait_when_the_writer_is_max_pending_behind(tmp_path):
-    gate = threading.Event()
-    store = Store(gate=gate)
-    spooled = writer(tmp_path, store, max_pending=3)
-    for n in range(4):  # the writer takes the first into its (held) batch, three wait in the queue
-        spooled.submit(str(n))
-        time.sleep(0.05)
-    done = threading.Event()
-    thread = threading.Thread(target=lambda: (spooled.submit("99"), done.set()))
-    thread.start()
-    assert not done.wait(0.3)  # no room: the answer waits for the writer
-    gate.set()
-    assert done.wait(10)
-    thread.join()
-    assert spooled.flush(timeout=10)
-    assert sorted(store.items) == ["0", "1", "2", "3", "99"]
-    spooled.stop()
+def test_a_segment_is_deleted_once_stored_and_its_process_moved_on(tmp_path):
+    appender, store = SpoolAppender(tmp_path, segment_bytes=20), Store()
+    for n in range(6):
+        appender.append(b"item-%04d" % n)  # 10 bytes a line: a new segment every 2 lines
+    assert len(list(tmp_path.glob("*.spool"))) == 3
+    reader = SpoolReader(tmp_path, write_batch=store)
+    assert reader.drain() == 6
+    assert len(list(tmp_path.glob("*.spool"))) == 1  # the current one stays
+    assert store.lines == [b"item-%04d" % n for n in range(6)]
 
 
-def test_one_bad_item_does_not_fail_the_others(tmp_path, caplog):
-    gate = threading.Event()
-    store = Store(poison={"bad"}, gate=gate)
-    spooled = writer(tmp_path, store, attempts=2)
-    for item in ["a", "bad", "b"]:
-        spooled.submit(item)
-    gate.set()
-    assert spooled.flush(timeout=10)
-    assert sorted(store.items) == ["a", "b"]
-    assert store.attempts["bad"] >= 2  # retried alone before it was given up
-    assert "could not be stored; dropped: 'bad'" in caplog.text
-    spooled.stop()
+def test_one_bad_line_does_not_fail_the_others(tmp_path, caplog):
+    appender, store = SpoolAppender(tmp_path), Store(poison={b"bad"})
+    for line in (b"a", b"bad", b"b"):
+        appender.append(line)
+    reader = SpoolReader(tmp_path, write_batch=store, attempts=2)
+    assert reader.drain() == 3
+    assert store.lines == [b"a", b"b"]
+    assert store.attempts[b"bad"] == 3  # in the batch, then twice alone
+    assert "could not be stored; dropped: b'bad'" in caplog.text
 
 
-def test_segments_are_deleted_once_stored(tmp_path):
-    spooled = writer(tmp_path, Store(), segment_bytes=16)
-    for n in range(40):
-        spooled.submit(f"item-{n:04d}")
-    spooled.flush(timeout=10)
-    spool_segments = [name for name in spool_files(tmp_path) if name.endswith(".spool")]
-    assert len(spool_segments) <= 2  # the current segment, and one whose last item is being finished
-    spooled.stop()
-    assert spool_files(tmp_path) == []
-
-
-def test_an_orphaned_spool_is_replayed_and_a_live_one_is_not(tmp_path):
-    (tmp_path / "dead.lock").touch()
-    (tmp_path / "dead-00000001.spool").write_bytes(b"one\ntwo\n")
-    (tmp_path / "dead-00000002.spool").write_bytes(b"three\nhalf-writ")  # died in the middle of a line
-    alive = os.open(tmp_path / "alive.lock", os.O_WRONLY | os.O_CREAT)
-    fcntl.flock(alive, fcntl.LOCK_EX)
-    (tmp_path / "alive-00000001.spool").write_bytes(b"not mine\n")
-    store = Store()
-    spooled = writer(tmp_path, store)
-    spooled.submit("new")
-    assert spooled.flush(timeout=10)
-    assert store.items == ["one", "two", "three", "new"]  # orphans first (oldest segment first), then live items
-    spooled.stop()
-    os.close(alive)
-    assert spool_files(tmp_path) == ["alive-00000001.spool", "alive.lock"]
+def test_the_backlog_is_bounded(tmp_path):
+    appender = SpoolAppender(tmp_path, segment_bytes=2, max_segments=2, wait_seconds=0.2)
+    appender.append(b"1")
+    appender.append(b"2")  # second segment
+    with pytest.raises(SpoolFull):
+        appender.append(b"3")  # a third would exceed the bound: the writer has stored nothing
+    SpoolReader(tmp_path, write_batch=Store()).drain()
+    appender.append(b"3")  # room again
 
 
 KILLED = textwrap.dedent(
     """
-    import sys, threading
-    from netfleet.core.spool import SpooledWriter
+    import sys, time
+    from netfleet.core.spool import SpoolAppender
 
-    never = threading.Event()
-    spooled = SpooledWriter(sys.argv[1], write_batch=lambda items: never.wait(), encode=str.encode,
-                            decode=bytes.decode)
+    appender = SpoolAppender(sys.argv[1], segment_bytes=300)
     for n in range(100):
-        spooled.submit(f"doc-{n}")
+        appender.append(b"doc-%d" % n)
     print("accepted", flush=True)
-    never.wait()
+    time.sleep(60)
     """
 )
 
 
-def test_what_a_killed_process_accepted_is_stored_by_the_next_writer(tmp_path):
+def test_what_a_killed_process_accepted_is_stored_and_its_spool_removed(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-c", KILLED, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        cwd=Path(__file__).resolve().parents[3],
+        [sys.executable, "-c", KILLED, str(tmp_path)], stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[3]
     )
     try:
-        assert process.stdout.readline().strip() == b"accepted"  # 100 items answered, none stored
+        assert process.stdout.readline().strip() == b"accepted"
+        store = Store()
+        reader = SpoolReader(tmp_path, write_batch=store)
+        reader.drain()  # alive: its closed segments are stored and removed, its current one kept
+        assert len(list(tmp_path.glob("*.spool"))) == 1
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
-    store = Store()
-    spooled = writer(tmp_path, store)
-    spooled.submit("after")
-    deadline = time.monotonic() + 10
-    while len(store.items) < 101 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    spooled.stop()
-    assert sorted(store.items) == sorted(["after", *(f"doc-{n}" for n in range(100))])
-    assert spool_files(tmp_path) == []
+    (tmp_path / f"{next(tmp_path.glob('*.lock')).stem}-99999999.spool").write_bytes(b"doc-100\ndoc-10")  # torn
+    reader.drain()
+    assert sorted(store.lines) == sorted([b"doc-%d" % n for n in range(101)])
+    assert names(tmp_path) == []  # its segments and lock file are gone
 
 
-def test_flush_times_out_while_the_writer_is_busy(tmp_path):
-    gate = threading.Event()
-    spooled = writer(tmp_path, Store(gate=gate))
-    spooled.submit("slow")
-    assert spooled.flush(timeout=0.2) is False
-    gate.set()
-    assert spooled.flush(timeout=10) is True
-    spooled.stop()
+def test_the_writer_loop_drains_until_stopped_and_once_more(tmp_path):
+    appender, store = SpoolAppender(tmp_path), Store()
+    stop = threading.Event()
+    reader = SpoolReader(tmp_path, write_batch=store)
+    writer = threading.Thread(target=run_writer, args=(reader,), kwargs={"stop": stop})
+    writer.start()
+    for n in range(50):
+        appender.append(b"%d" % n)
+    stop.set()
+    writer.join(10)
+    assert not writer.is_alive()
+    assert store.lines == [b"%d" % n for n in range(50)]
+
+
+def test_a_batch_merges_the_processes_spools_in_order(tmp_path):
+    first, second, store = SpoolAppender(tmp_path), SpoolAppender(tmp_path), Store()
+    for moment in (1, 4, 5):
+        first.append(b"%d first" % moment)
+    for moment in (2, 3, 6):
+        second.append(b"%d second" % moment)
+    reader = SpoolReader(tmp_path, write_batch=store, order=lambda line: int(line.split()[0]), max_batch=4)
+    assert reader.drain() == 6
+    assert store.batches == [[b"1 first", b"2 second", b"3 second", b"4 first"], [b"5 first", b"6 second"]]
