@@ -9,12 +9,14 @@ its own core: the HTTP workers never wait for the database's write lock, and the
 Each appending process holds an `flock` on its own lock file for its lifetime. A segment is deleted by the writer
 once it has stored all of it and nothing more can be appended to it: its process moved on to a newer segment (every
 `segment_bytes`), or is gone (its lock is free — the lines of a process that died are stored like any others).
-Storing must be idempotent: after a crash of the writer, segments are read again from their start (ingest's points
-are deduplicated by series and time, its state only moves forward).
+After every batch the writer records in each process's progress file how far it has stored that process's spool;
+a restarted writer continues from there. Storing must still be idempotent: a writer that dies between storing a
+batch and recording it stores that batch again (ingest's points are deduplicated by series and time, its state
+only moves forward).
 
-The backlog is bounded: an appending process whose spool has `max_segments` segments not yet stored waits for the
-writer (and gives up with `SpoolFull` after `wait_seconds`), so storage that falls behind slows the answers down
-instead of piling up work.
+The backlog is bounded: an appending process more than `max_lag_bytes` ahead of the writer's progress waits for it
+(and gives up with `SpoolFull` after `wait_seconds`), so storage that falls behind slows the answers down instead
+of piling up work.
 """
 
 import contextlib
@@ -33,6 +35,7 @@ logger = logging.getLogger("netfleet.spool")
 
 SEGMENT = ".spool"
 LOCK = ".lock"
+PROGRESS = ".progress"
 WRITER_LOCK = "writer.lock"
 
 
@@ -41,11 +44,13 @@ class SpoolFull(Exception):
 
 
 class SpoolAppender:
-    """A process's end of the spool: `append(line)` (bytes without a newline) writes it to the current segment."""
+    """A process's end of the spool: `append(line)` (bytes without a newline) writes it to the current segment, once
+    the writer is less than `max_lag_bytes` behind this process (it reads the writer's progress file only when its
+    own count says it may be behind)."""
 
-    def __init__(self, directory, *, segment_bytes=1 << 20, max_segments=16, wait_seconds=10.0):
+    def __init__(self, directory, *, segment_bytes=1 << 20, max_lag_bytes=1 << 20, wait_seconds=10.0):
         self.directory = Path(directory)
-        self.segment_bytes, self.max_segments, self.wait_seconds = segment_bytes, max_segments, wait_seconds
+        self.segment_bytes, self.max_lag_bytes, self.wait_seconds = segment_bytes, max_lag_bytes, wait_seconds
         self._lock = threading.Lock()
         self._pid = None
 
@@ -55,8 +60,11 @@ class SpoolAppender:
                 self._open()  # first use in this process (or after a fork)
             elif self._size >= self.segment_bytes:
                 self._rotate()
+            if self._appended - self._consumed > self.max_lag_bytes:
+                self._wait_for_writer()
             os.write(self._fd, line + b"\n")
             self._size += len(line) + 1
+            self._appended += len(line) + 1
 
     def _open(self):
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -64,24 +72,44 @@ class SpoolAppender:
         self._token = uuid.uuid4().hex[:16]
         self._lock_fd = os.open(self.directory / f"{self._token}{LOCK}", os.O_WRONLY | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # held while this process lives
-        self._sequence, self._fd = 0, None
+        self._sequence, self._fd, self._appended, self._consumed = 0, None, 0, 0
+        self._starts = {}  # segment number -> bytes appended before it
         self._rotate()
 
     def _rotate(self):
-        self._wait_for_room()
         if self._fd is not None:
             os.close(self._fd)
         self._sequence += 1
+        self._starts[self._sequence] = self._appended
         path = self.directory / f"{self._token}-{self._sequence:08d}{SEGMENT}"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = 0
 
-    def _wait_for_room(self):
+    def _wait_for_writer(self):
         deadline = time.monotonic() + self.wait_seconds
-        while len(list(self.directory.glob(f"{self._token}-*{SEGMENT}"))) >= self.max_segments:
+        while True:
+            sequence, offset = read_progress(self.directory, self._token)
+            self._consumed = self._starts.get(sequence, 0) + offset
+            for passed in [number for number in self._starts if number < sequence]:
+                del self._starts[passed]
+            if self._appended - self._consumed <= self.max_lag_bytes:
+                return
             if time.monotonic() > deadline:
-                raise SpoolFull(f"{self.max_segments} spool segments are waiting to be stored")
-            time.sleep(0.01)
+                raise SpoolFull(f"the spool writer is {self._appended - self._consumed} bytes behind")
+            time.sleep(0.002)
+
+
+def read_progress(directory, token):
+    """(segment number, offset) up to which the writer has stored a process's spool; (0, 0) before it started."""
+    try:
+        raw = (directory / f"{token}{PROGRESS}").read_bytes()
+    except FileNotFoundError:
+        return 0, 0
+    sequence, _, offset = raw.partition(b" ")
+    try:
+        return int(sequence), int(offset)
+    except ValueError:  # being written: read again
+        return 0, 0
 
 
 class SpoolReader:
@@ -91,12 +119,13 @@ class SpoolReader:
     a batch takes the earliest lines of every process's spool, merged in that order, so items of the same source
     accepted by different processes are stored in the order they came."""
 
-    def __init__(self, directory, *, write_batch, order=None, recover=None, max_batch=256, attempts=3):
+    def __init__(self, directory, *, write_batch, order=None, recover=None, max_batch=64, attempts=3):
         self.directory = Path(directory)
         self._write_batch, self._order = write_batch, order or (lambda line: 0)
         self._recover = recover or (lambda: None)
         self.max_batch, self.attempts = max_batch, attempts
         self._offsets = {}  # segment path -> bytes stored
+        self._resumed = set()  # tokens whose progress file was read (a restarted writer continues from it)
 
     def hold_writer_lock(self):
         """Make this the host's only writer (two would store every line twice); returns the held lock's fd."""
@@ -120,6 +149,8 @@ class SpoolReader:
             alive = self._alive(token)
             if not alive:
                 dead.append(token)
+            if token not in self._resumed:
+                self._resume(token, paths)
             queue = []
             for number, path in enumerate(paths):
                 complete_end, torn = self._read(path, queue)
@@ -131,8 +162,13 @@ class SpoolReader:
         batch = list(itertools.islice(heapq.merge(*queues, key=operator.itemgetter(0)), self.max_batch))
         if batch:
             self._store([line for _, line, _, _ in batch])
+            progress = {}
             for _, _, path, position in batch:
                 self._offsets[path] = max(self._offsets.get(path, 0), position)
+                token, number = _segment_name(path)
+                progress[token] = max(progress.get(token, (0, 0)), (number, self._offsets[path]))
+            for token, (number, offset) in progress.items():
+                self._write_progress(token, number, offset)
         for path, complete_end, torn in closed:
             if self._offsets.get(path, 0) >= complete_end:
                 if torn:
@@ -142,8 +178,10 @@ class SpoolReader:
                 self._offsets.pop(path, None)
         for token in dead:
             if not any(self.directory.glob(f"{token}-*{SEGMENT}")):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.directory / f"{token}{LOCK}")
+                for suffix in (PROGRESS, LOCK):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.directory / f"{token}{suffix}")
+                self._resumed.discard(token)
         return len(batch)
 
     def _read(self, path, queue):
@@ -162,6 +200,22 @@ class SpoolReader:
             position += len(line) + 1
             queue.append((self._order(line), line, path, position))
         return offset + end, end < len(data)
+
+    def _resume(self, token, paths):
+        """Continue a process's spool where the writer's progress file says it stopped (a restarted writer)."""
+        self._resumed.add(token)
+        stored_number, stored_offset = read_progress(self.directory, token)
+        for path in paths:
+            number = _segment_name(path)[1]
+            if path not in self._offsets and number <= stored_number:
+                self._offsets[path] = stored_offset if number == stored_number else path.stat().st_size
+
+    def _write_progress(self, token, number, offset):
+        fd = os.open(self.directory / f"{token}{PROGRESS}", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, b"%08d %012d" % (number, offset), 0)  # fixed width: one write replaces it whole
+        finally:
+            os.close(fd)
 
     def _segments(self):
         segments = {}
@@ -201,6 +255,12 @@ class SpoolReader:
                         logger.exception("a spooled line could not be stored; dropped: %.200r", line)
                     else:
                         time.sleep(0.2 * 2**attempt)
+
+
+def _segment_name(path):
+    """(token, segment number) of a segment's path."""
+    token, _, rest = path.name.partition("-")
+    return token, int(rest[: -len(SEGMENT)])
 
 
 def run_writer(reader, *, stop, idle_sleep=0.02, after_drain=None):

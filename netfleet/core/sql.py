@@ -1,12 +1,15 @@
 """Small helpers for the few hot statements written out instead of built by the ORM (see docs/PERFORMANCE.md):
 they stay portable between SQLite and PostgreSQL."""
 
+import functools
 import uuid
 from datetime import UTC
 
 import orjson
 from django.core.exceptions import EmptyResultSet
-from django.db import connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 
 
 def table(model):
@@ -22,6 +25,20 @@ def placeholders(values):
 def as_uuid(value):
     """A UUID column's value as read by a raw cursor: PostgreSQL's driver gives UUIDs, SQLite's hex text."""
     return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+def uuid_param(value):
+    """A UUID (or its text) as a statement parameter for a UUID column, as the ORM would pass it: hex text on SQLite,
+    the UUID itself on PostgreSQL (without the field's preparation chain: hot statements take hundreds)."""
+    if not isinstance(value, uuid.UUID):
+        value = uuid.UUID(value)
+    return value.hex if _sqlite() else value
+
+
+@functools.cache
+def _sqlite():
+    """Whether the default database is SQLite (looked up once: each `connection.vendor` is a thread-local lookup)."""
+    return connections[DEFAULT_DB_ALIAS].vendor == "sqlite"
 
 
 def uuid_text(value):
@@ -77,6 +94,20 @@ def raw_rows(queryset):
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def loaded(model, columns, values):
+    """An instance of `model` from a row of these columns (attribute names), the same as `model.from_db` makes it
+    (the columns not given are deferred), without running `Model.__init__`: its per-field loop costs more than
+    reading the row on hot paths. While any pre_init/post_init receiver is connected, `from_db` (which sends those
+    signals) makes it instead."""
+    if pre_init.receivers or post_init.receivers:
+        return model.from_db(connection.alias, columns, values)
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(columns, values, strict=True))
+    instance._state = ModelState()
+    instance._state.adding, instance._state.db = False, DEFAULT_DB_ALIAS  # the rows hot paths read: `connection`
+    return instance
 
 
 def by_pk(model, pk):

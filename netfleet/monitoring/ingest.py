@@ -26,7 +26,7 @@ from netfleet.controller.models import Device
 from netfleet.core.batching import GroupCommit
 from netfleet.core.exceptions import Unavailable
 from netfleet.core.spool import SpoolAppender, SpoolFull, SpoolReader
-from netfleet.core.sql import as_uuid, json_param, placeholders, table
+from netfleet.core.sql import as_uuid, json_param, loaded, placeholders, table, uuid_param
 
 from . import netjson
 from .choices import HealthMetric
@@ -94,9 +94,9 @@ def use_spool(appender=None):
     """Hand documents to the spool writer from now on (the HTTP workers of `netfleet serve`, which runs the writer:
     `netfleet monitoring_writer`)."""
     global _spool
-    # ~100 documents a segment, at most 6 waiting per process: a worker ahead of the writer by more than a second's
-    # documents waits for it, so the cores are shared between accepting and storing instead of the backlog growing
-    _spool = appender or SpoolAppender(spool_directory(), segment_bytes=128 << 10, max_segments=6)
+    # a worker more than ~200 documents (a fifth of a second at full load) ahead of the writer waits for it, so the
+    # cores are shared between accepting and storing instead of the backlog growing
+    _spool = appender or SpoolAppender(spool_directory(), segment_bytes=1 << 20, max_lag_bytes=256 << 10)
     return _spool
 
 
@@ -179,7 +179,7 @@ def find_device(device_id):
 def find_devices(device_ids):
     """{id: Device} of those of these ids (UUIDs or hex) that are active devices of active organizations, with the
     columns ingest needs, keyed as given."""
-    given = {_device_param(device_id): device_id for device_id in device_ids}
+    given = {uuid_param(device_id): device_id for device_id in device_ids}
     if not given:
         return {}
     sql = (
@@ -193,8 +193,8 @@ def find_devices(device_ids):
     found = {}
     for row in rows:
         values = [as_uuid(row[0]), as_uuid(row[1]), row[2] and as_uuid(row[2]), row[3], row[4], bool(row[5])]
-        device = Device.from_db(connection.alias, DEVICE_COLUMNS, values)
-        found[given[_device_param(device.pk)]] = device
+        device = loaded(Device, DEVICE_COLUMNS, values)
+        found[given[uuid_param(device.pk)]] = device
     return found
 
 
@@ -217,7 +217,7 @@ def _select_states(device_ids):
         f"WHERE device_id IN ({placeholders(device_ids)}) ORDER BY device_id{lock}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_device_param(device_id) for device_id in device_ids])
+        cursor.execute(sql, [uuid_param(device_id) for device_id in device_ids])
         rows = cursor.fetchall()
     return {
         as_uuid(device_id): _State(
@@ -225,10 +225,6 @@ def _select_states(device_ids):
         )
         for device_id, status, raw_state in rows
     }
-
-
-def _device_param(device_id):
-    return DeviceMonitoring._meta.get_field("device").target_field.get_db_prep_value(device_id, connection)
 
 
 def _save_states(states):
@@ -247,7 +243,7 @@ def _save_states(states):
         with_data = state.status_data is not None
         if with_data:
             params.append(json_param(state.status_data))
-        params.append(_device_param(state.device_id))
+        params.append(uuid_param(state.device_id))
         statements.setdefault(with_data, []).append(params)
     monitoring_table = table(DeviceMonitoring)
     with connection.cursor() as cursor:
@@ -272,16 +268,16 @@ def _metrics(device_ids):
         f"WHERE m.device_id IN ({placeholders(device_ids)})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_device_param(device_id) for device_id in device_ids])
+        cursor.execute(sql, [uuid_param(device_id) for device_id in device_ids])
         rows = cursor.fetchall()
     split = len(metric_columns)
     for row in rows:
         values = [as_uuid(row[0]), as_uuid(row[1]), row[2], row[3], row[4], _aware(row[5]), _aware(row[6])]
-        metric = Metric.from_db(connection.alias, metric_columns, values)
+        metric = loaded(Metric, metric_columns, values)
         custom = None
         if row[split] is not None:
             custom_values = [as_uuid(row[split]), metric.pk, *row[split + 2 :]]
-            custom = AlertSettings.from_db(connection.alias, settings_columns, custom_values)
+            custom = loaded(AlertSettings, settings_columns, custom_values)
         metric._state.fields_cache["alert_settings"] = custom  # what rule_for reads: no query per metric
         found[metric.device_id][metric.key] = metric
     return found

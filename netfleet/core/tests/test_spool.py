@@ -78,13 +78,45 @@ def test_one_bad_line_does_not_fail_the_others(tmp_path, caplog):
 
 
 def test_the_backlog_is_bounded(tmp_path):
-    appender = SpoolAppender(tmp_path, segment_bytes=2, max_segments=2, wait_seconds=0.2)
+    appender = SpoolAppender(tmp_path, max_lag_bytes=4, wait_seconds=0.2)
     appender.append(b"1")
-    appender.append(b"2")  # second segment
+    appender.append(b"2")
+    appender.append(b"3")  # 4 bytes behind: still within the bound
     with pytest.raises(SpoolFull):
-        appender.append(b"3")  # a third would exceed the bound: the writer has stored nothing
+        appender.append(b"4")  # 6 bytes behind: the writer has stored nothing
     SpoolReader(tmp_path, write_batch=Store()).drain()
-    appender.append(b"3")  # room again
+    appender.append(b"4")  # room again
+
+
+def test_a_waiting_process_goes_on_as_soon_as_the_writer_catches_up(tmp_path):
+    appender, store = SpoolAppender(tmp_path, max_lag_bytes=4, wait_seconds=10), Store()
+    for line in (b"1", b"2", b"3"):
+        appender.append(line)
+    stop = threading.Event()
+    writer = threading.Thread(
+        target=run_writer, args=(SpoolReader(tmp_path, write_batch=store),), kwargs={"stop": stop}
+    )
+    appended = threading.Event()
+    sender = threading.Thread(target=lambda: (appender.append(b"4"), appended.set()))
+    sender.start()
+    assert not appended.wait(0.2)  # waits for the writer
+    writer.start()
+    assert appended.wait(10)
+    stop.set()
+    writer.join(10)
+    sender.join(10)
+    assert store.lines == [b"1", b"2", b"3", b"4"]
+
+
+def test_a_restarted_writer_continues_where_it_stopped(tmp_path):
+    appender, store = SpoolAppender(tmp_path, segment_bytes=8), Store()
+    for n in range(5):
+        appender.append(b"%d" % n)
+    SpoolReader(tmp_path, write_batch=store).drain()
+    for n in range(5, 12):
+        appender.append(b"%d" % n)
+    SpoolReader(tmp_path, write_batch=store).drain()  # a new writer: only what the first one had not stored
+    assert store.lines == [b"%d" % n for n in range(12)]
 
 
 KILLED = textwrap.dedent(
@@ -117,7 +149,7 @@ def test_what_a_killed_process_accepted_is_stored_and_its_spool_removed(tmp_path
     (tmp_path / f"{next(tmp_path.glob('*.lock')).stem}-99999999.spool").write_bytes(b"doc-100\ndoc-10")  # torn
     reader.drain()
     assert sorted(store.lines) == sorted([b"doc-%d" % n for n in range(101)])
-    assert names(tmp_path) == []  # its segments and lock file are gone
+    assert names(tmp_path) == []  # its segments, progress and lock files are gone
 
 
 def test_the_writer_loop_drains_until_stopped_and_once_more(tmp_path):

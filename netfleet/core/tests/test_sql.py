@@ -9,13 +9,22 @@ import pytest
 
 from netfleet.accounts.models import Organization
 from netfleet.core.api.renderers import JSONRenderer
-from netfleet.core.sql import by_pk, json_fragment, raw_rows, timestamp_text, uuid_text
+from netfleet.core.sql import by_pk, json_fragment, raw_rows, timestamp_text, uuid_param, uuid_text
 
 PK = uuid.UUID("53c958e1-86c9-4574-87d1-46d64f6f148d")
 
 
 def test_uuid_text_of_either_driver():
     assert uuid_text(PK.hex) == uuid_text(PK) == str(PK)
+
+
+def test_uuid_param_is_what_the_orm_passes():
+    from django.db import connection
+
+    from netfleet.controller.models import Device
+
+    prepared = Device._meta.pk.get_db_prep_value(PK, connection)
+    assert uuid_param(PK) == uuid_param(PK.hex) == uuid_param(str(PK)) == prepared
 
 
 @pytest.mark.parametrize("microsecond", [0, 152783])

@@ -83,7 +83,7 @@ def test_a_device_deleted_since_loses_only_its_own_spooled_data(organization, tm
 
 
 def test_a_full_spool_answers_503(organization, post_document, tmp_path, monkeypatch):
-    appender = SpoolAppender(tmp_path, segment_bytes=1, max_segments=1, wait_seconds=0.1)
+    appender = SpoolAppender(tmp_path, max_lag_bytes=1, wait_seconds=0.1)
     monkeypatch.setattr(ingest, "_spool", appender)
     device = make_device(organization)
     assert post_document(device, document(rx=1), time=T0).status_code == 200

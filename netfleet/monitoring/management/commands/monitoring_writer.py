@@ -6,6 +6,7 @@ import threading
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connections
 
+from netfleet.core.db.checkpoint import checkpoint_in_background, without_autocheckpoint
 from netfleet.core.spool import run_writer
 from netfleet.monitoring import ingest
 
@@ -21,8 +22,15 @@ class Command(BaseCommand):
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+        checkpointer = checkpoint_in_background(stop)
         try:
-            # as after a request: an old connection is renewed, a broken one replaced
-            run_writer(ingest.spool_reader(), stop=stop, after_drain=close_old_connections)
+            run_writer(ingest.spool_reader(), stop=stop, after_drain=_housekeeping)
         finally:
             connections.close_all()
+            if checkpointer is not None:
+                checkpointer.join(5)
+
+
+def _housekeeping():
+    close_old_connections()  # as after a request: an old connection is renewed, a broken one replaced
+    without_autocheckpoint()  # the checkpointer thread does it, outside the batches (on a new connection too)
