@@ -5,14 +5,15 @@ from netfleet.accounts.api import auth
 from netfleet.core import views as core_views
 
 api_v1 = [
-    # first: device-facing metric ingest is the fleet's hottest path, and URL resolution tries patterns in order
+    # URL resolution tries patterns in order: the device list first (the API's hottest list), then monitoring (metric
+    # ingest from devices is answered before URL resolution, netfleet.wsgi, but charts and lists are frequent)
+    path("", include("netfleet.controller.api.urls")),  # controller/… and devices/
     path("", include("netfleet.monitoring.api.urls")),
     path("health/", core_views.HealthView.as_view(), name="health"),
     path("openapi.json/", core_views.SchemaView.as_view(), name="openapi"),
     path("docs/", core_views.SwaggerView.as_view(url_name="openapi"), name="docs"),
     path("redoc/", core_views.RedocView.as_view(url_name="openapi"), name="redoc"),
     path("", include("netfleet.accounts.api.urls")),
-    path("", include("netfleet.controller.api.urls")),  # controller/… and devices/
     # each app's api/urls.py declares its full paths under /api/v1/ (several share the controller/ prefix)
     path("", include("netfleet.geo.api.urls")),
     path("", include("netfleet.connections.api.urls")),
