@@ -119,10 +119,11 @@ class SpoolReader:
     a batch takes the earliest lines of every process's spool, merged in that order, so items of the same source
     accepted by different processes are stored in the order they came."""
 
-    def __init__(self, directory, *, write_batch, order=None, recover=None, max_batch=64, attempts=3):
+    def __init__(self, directory, *, write_batch, order=None, recover=None, unavailable=(), max_batch=64, attempts=3):
         self.directory = Path(directory)
         self._write_batch, self._order = write_batch, order or (lambda line: 0)
         self._recover = recover or (lambda: None)
+        self.unavailable = tuple(unavailable)  # errors of the storage itself: nothing is dropped, drain stops
         self.max_batch, self.attempts = max_batch, attempts
         self._offsets = {}  # segment path -> bytes stored
         self._resumed = set()  # tokens whose progress file was read (a restarted writer continues from it)
@@ -238,10 +239,13 @@ class SpoolReader:
 
     def _store(self, lines):
         """Store a batch; when it fails, each line alone (so one bad line cannot fail the others), retrying with a
-        short backoff (the database may be briefly unavailable) before giving up on it, logged."""
+        short backoff before giving up on it, logged. When the storage itself is unavailable (`unavailable`), the
+        error goes up and nothing is dropped: the lines stay spooled and are stored once it is back."""
         try:
             self._write_batch(lines)
             return
+        except self.unavailable:
+            raise
         except Exception:
             logger.warning("spooled batch of %d failed; storing its lines one by one", len(lines), exc_info=True)
         for line in lines:
@@ -250,6 +254,8 @@ class SpoolReader:
                 try:
                     self._write_batch([line])
                     break
+                except self.unavailable:
+                    raise
                 except Exception:
                     if attempt + 1 == self.attempts:
                         logger.exception("a spooled line could not be stored; dropped: %.200r", line)
@@ -272,7 +278,12 @@ def run_writer(reader, *, stop, idle_sleep=(0.02, 0.25), after_drain=None):
     pause = shortest
     try:
         while not stop.is_set():
-            stored = reader.drain()
+            try:
+                stored = reader.drain()
+            except reader.unavailable:
+                logger.warning("storage unavailable; the spool is kept and retried in %.1f s", longest, exc_info=True)
+                stored = 0
+                pause = longest
             if after_drain is not None:
                 after_drain()
             if stored:
@@ -280,6 +291,9 @@ def run_writer(reader, *, stop, idle_sleep=(0.02, 0.25), after_drain=None):
             else:
                 stop.wait(pause)
                 pause = min(pause * 2, longest)
-        reader.drain()
+        try:
+            reader.drain()
+        except reader.unavailable:
+            logger.warning("storage unavailable at shutdown; the spool is kept for the next writer", exc_info=True)
     finally:
         os.close(lock)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import orjson
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from netfleet.accounts.models import Organization
@@ -108,6 +108,7 @@ def spool_reader(directory=None, **options):
         write_batch=_store_spooled,
         order=_received,
         recover=close_old_connections,
+        unavailable=(OperationalError, InterfaceError),  # e.g. the database down or locked: retried, not dropped
         **options,
     )
 

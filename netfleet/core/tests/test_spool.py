@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,33 @@ def test_a_batch_merges_the_processes_spools_in_order(tmp_path):
     reader = SpoolReader(tmp_path, write_batch=store, order=lambda line: int(line.split()[0]), max_batch=4)
     assert reader.drain() == 6
     assert store.batches == [[b"1 first", b"2 second", b"3 second", b"4 first"], [b"5 first", b"6 second"]]
+
+
+class Down(Exception):
+    """The storage is unavailable."""
+
+
+def test_nothing_is_dropped_while_the_storage_is_unavailable(tmp_path, caplog):
+    appender, store = SpoolAppender(tmp_path), Store()
+    outages = iter([True, True, True])
+
+    def flaky(lines):
+        if next(outages, False):
+            raise Down("database down")
+        store(lines)
+
+    for n in range(5):
+        appender.append(b"%d" % n)
+    reader = SpoolReader(tmp_path, write_batch=flaky, unavailable=(Down,))
+    with pytest.raises(Down):
+        reader.drain()
+    stop = threading.Event()
+    writer = threading.Thread(target=run_writer, args=(reader,), kwargs={"stop": stop, "idle_sleep": (0.01, 0.02)})
+    writer.start()
+    deadline = time.monotonic() + 10
+    while len(store.lines) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    writer.join(10)
+    assert store.lines == [b"%d" % n for n in range(5)]  # once it is back, every line, in order
+    assert "storage unavailable; the spool is kept" in caplog.text
