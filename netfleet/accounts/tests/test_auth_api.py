@@ -132,6 +132,24 @@ class TestTokens:
         assert decoded == [token]
 
     @no_rate_limit
+    def test_a_token_verified_before_is_refused_once_expired(self, make_user):
+        # the process remembers tokens it verified; their expiry is still checked on every use
+        token = login(APIClient(), make_user(role=None).username).json()["access_token"]
+        assert bearer(token).get("/api/v1/auth/me").status_code == 200
+        with time_machine.travel(timezone.now() + timedelta(minutes=31)):
+            response = bearer(token).get("/api/v1/auth/me")
+        assert response.status_code == 401 and response.json()["error"]["code"] == 401
+
+    def test_a_verified_token_is_not_verified_again(self, make_user, monkeypatch):
+        token = login(APIClient(), make_user(role=None).username).json()["access_token"]
+        decoded = []
+        original = tokens.AccessToken
+        monkeypatch.setattr(tokens, "AccessToken", lambda raw: decoded.append(raw) or original(raw))
+        for _ in range(3):
+            assert bearer(token).get("/api/v1/auth/me").status_code == 200
+        assert decoded == [token]
+
+    @no_rate_limit
     def test_expired_access_token(self, make_user):
         user = make_user(role=None)
         token = login(APIClient(), user.username).json()["access_token"]
