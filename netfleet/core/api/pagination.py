@@ -8,7 +8,9 @@
 from collections import OrderedDict
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import InvalidPage
+from django.db import connections
 from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -95,14 +97,20 @@ class ItemsPagination(ResultsPagination):
 class CountedRows:
     """A list's rows, paginated by their ids: `ids` (a `values_list("pk")` queryset, filtered and ordered) is
     sliced into the page's ids, read raw (`core.sql.raw_rows`), and `fetch(ids)` returns the page's rows in that
-    order; the total is counted on `counted`. Compiling a one-column page query and a count costs a fraction of
-    compiling one with every listed column and join."""
+    order; the total counts the unordered ids. Compiling one-column queries costs a fraction of compiling the
+    listed columns and joins (and the ORM's count builds an aggregation, which costs more than the count)."""
 
-    def __init__(self, ids, counted, fetch):
-        self.ids, self.counted, self.fetch = ids, counted, fetch
+    def __init__(self, ids, fetch):
+        self.ids, self.fetch = ids, fetch
 
     def count(self):
-        return self.counted.count()
+        try:
+            sql, params = self.ids.order_by().query.sql_with_params()
+        except EmptyResultSet:  # a condition the ORM knows matches nothing
+            return 0
+        with connections[self.ids.db].cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM ({sql}) counted", params)  # noqa: S608 - the ORM's SQL
+            return cursor.fetchone()[0]
 
     def __len__(self):
         return self.count()
