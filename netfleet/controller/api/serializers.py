@@ -2,7 +2,7 @@ import copy
 import functools
 import operator
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import EmptyResultSet, ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 from django.db.models import Q, Value
@@ -13,7 +13,15 @@ from rest_framework.exceptions import ErrorDetail
 
 from netfleet.accounts.models import Organization, Site
 from netfleet.core.api.serializers import NetfleetModelSerializer
-from netfleet.core.sql import json_fragment, placeholders, table, timestamp_column, timestamp_text, uuid_text
+from netfleet.core.sql import (
+    json_fragment,
+    placeholders,
+    raw_rows,
+    table,
+    timestamp_column,
+    timestamp_text,
+    uuid_text,
+)
 from netfleet.core.tenancy import get_access
 
 from .. import extensions
@@ -82,21 +90,50 @@ def template_ids_of(config_ids):
 # per-value converters and DRF's per-request field copies cost several times the query (docs/PERFORMANCE.md).
 # Same output as DeviceSerializer (test_api's test_list_rows_match_the_serializer keeps them in step).
 DEVICE_LIST_COLUMNS = (
-    "d.id", "d.name", "d.organization_id", "d.site_id", "d.group_id", "d.mac_address", "d.key", "d.last_ip",
-    "d.management_ip", "d.model", "d.os", "d.system", "d.notes", "d.hardware_id", "d.is_deactivated", "d.created",
-    "d.modified", "c.id", "c.status", "c.error_reason", "c.backend", "c.context", "c.config",
+    "id", "name", "organization_id", "site_id", "group_id", "mac_address", "key", "last_ip", "management_ip",
+    "model", "os", "system", "notes", "hardware_id", "is_deactivated", "created", "modified",
 )  # fmt: skip
+CONFIG_LIST_COLUMNS = ("id", "status", "error_reason", "backend", "context", "config")  # joined as `c`
+
+
+def _list_columns(device):
+    """The listed columns' expressions, the device table referred to as `device`."""
+    columns = [
+        timestamp_column(f"{device}.{name}") if name in ("created", "modified") else f"{device}.{name}"
+        for name in DEVICE_LIST_COLUMNS
+    ]
+    return ", ".join(columns + [f"c.{name}" for name in CONFIG_LIST_COLUMNS])
+
+
+def device_list_page(ids):
+    """The listed columns of a page of devices, `ids` being the page (a sliced `values_list("pk")` queryset).
+
+    One statement: the ORM's SQL for the page's ids (its joins, conditions, order and limits) with the listed
+    columns and the config join in place of its one column, so every row is found once. SQL of another shape
+    (e.g. `SELECT DISTINCT`) is read in two steps: the ids, then their rows."""
+    try:
+        sql, params = ids.query.sql_with_params()
+    except EmptyResultSet:  # a condition the ORM knows matches nothing
+        return []
+    device, quote = table(Device), connection.ops.quote_name
+    selected = f"SELECT {device}.{quote('id')} AS {quote('pk')} FROM {device} "  # noqa: S608 - what to replace
+    if not sql.startswith(selected):
+        return device_list_rows([row[0] for row in raw_rows(ids)])  # (DISTINCT also selects the ordering)
+    listed = (
+        f"SELECT {_list_columns(device)} FROM {device} "  # noqa: S608 - no user text: the ORM's parameters stay
+        f"LEFT JOIN {table(Config)} c ON c.device_id = {device}.{quote('id')} "
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(listed + sql[len(selected) :], params)
+        return cursor.fetchall()
 
 
 def device_list_rows(device_ids):
-    """DEVICE_LIST_COLUMNS of these devices (ids as a raw cursor reads them), in the order given."""
+    """The listed columns of these devices (ids as a raw cursor reads them), in the order given."""
     if not device_ids:
         return []
-    columns = [
-        timestamp_column(column) if column in ("d.created", "d.modified") else column for column in DEVICE_LIST_COLUMNS
-    ]
     sql = (
-        f"SELECT {', '.join(columns)} FROM {table(Device)} d "  # noqa: S608 - no user text
+        f"SELECT {_list_columns('d')} FROM {table(Device)} d "  # noqa: S608 - no user text
         f"LEFT JOIN {table(Config)} c ON c.device_id = d.id WHERE d.id IN ({placeholders(device_ids)})"
     )
     with connection.cursor() as cursor:
@@ -106,7 +143,7 @@ def device_list_rows(device_ids):
 
 
 def device_list_items(rows):
-    """API items of DEVICE_LIST_COLUMNS rows as a raw cursor reads them; JSON bodies are passed through."""
+    """API items of listed rows as a raw cursor reads them; JSON bodies are passed through."""
     templates = template_ids_of([row[17] for row in rows if row[17] is not None])
     items = []
     for row in rows:

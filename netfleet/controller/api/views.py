@@ -81,7 +81,7 @@ class DeviceViewSet(ArchiveDownloadMixin, NetfleetModelViewSet):
 
     def list(self, request, *args, **kwargs):
         devices = self.filter_queryset(self.get_queryset())
-        rows = CountedRows(devices.values_list("pk"), api_serializers.device_list_rows)
+        rows = CountedRows(devices.values_list("pk"), api_serializers.device_list_page)
         return self.get_paginated_response(api_serializers.device_list_items(self.paginate_queryset(rows)))
 
     def perform_create(self, serializer):

@@ -16,7 +16,6 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from netfleet.core.api.exceptions import QueryValidationError
-from netfleet.core.sql import raw_rows
 
 PAGE_SIZE_PARAMS = ("page_size", "per_page")
 
@@ -96,9 +95,9 @@ class ItemsPagination(ResultsPagination):
 
 class CountedRows:
     """A list's rows, paginated by their ids: `ids` (a `values_list("pk")` queryset, filtered and ordered) is
-    sliced into the page's ids, read raw (`core.sql.raw_rows`), and `fetch(ids)` returns the page's rows in that
-    order; the total counts the unordered ids. Compiling one-column queries costs a fraction of compiling the
-    listed columns and joins (and the ORM's count builds an aggregation, which costs more than the count)."""
+    sliced into a page, and `fetch(page)` returns the page's rows in its order; the total counts the unordered
+    ids. Compiling one-column queries costs a fraction of compiling the listed columns and joins (and the ORM's
+    count builds an aggregation, which costs more than the count)."""
 
     def __init__(self, ids, fetch):
         self.ids, self.fetch = ids, fetch
@@ -116,4 +115,4 @@ class CountedRows:
         return self.count()
 
     def __getitem__(self, index):
-        return self.fetch([pk for (pk,) in raw_rows(self.ids[index])])
+        return self.fetch(self.ids[index])
