@@ -155,7 +155,7 @@ class SpoolReader:
             queue = []
             for number, path in enumerate(paths):
                 complete_end, torn = self._read(path, queue)
-                if number + 1 < len(paths) or not alive:  # nothing more can be appended to it
+                if complete_end is not None and (number + 1 < len(paths) or not alive):  # it can grow no more
                     closed.append((path, complete_end, torn))
                 if len(queue) >= self.max_batch:
                     break
@@ -186,21 +186,24 @@ class SpoolReader:
         return len(batch)
 
     def _read(self, path, queue):
-        """Queue the complete lines after what was stored as (order, line, path, offset after it); returns the
-        offset where the complete lines end and whether an incomplete one follows."""
+        """Queue the complete lines after what was stored, as (order, line, path, offset after it), until the queue
+        holds a batch: a backlog is read a batch at a time, not whole at every batch. Returns the offset where the
+        segment's complete lines end (None when it stopped before) and whether an incomplete line follows."""
         offset = self._offsets.get(path, 0)
         try:
-            with open(path, "rb") as segment:
-                segment.seek(offset)
-                data = segment.read()
+            segment = open(path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
             return offset, False
-        end = data.rfind(b"\n") + 1
-        position = offset
-        for line in data[:end].split(b"\n")[:-1]:
-            position += len(line) + 1
-            queue.append((self._order(line), line, path, position))
-        return offset + end, end < len(data)
+        with segment:
+            segment.seek(offset)
+            position = offset
+            while len(queue) < self.max_batch:
+                line = segment.readline()
+                if not line.endswith(b"\n"):
+                    return position, bool(line)  # the end (an incomplete line: its process died writing it)
+                position += len(line)
+                queue.append((self._order(line[:-1]), line[:-1], path, position))
+            return (position, False) if not segment.read(1) else (None, False)
 
     def _resume(self, token, paths):
         """Continue a process's spool where the writer's progress file says it stopped (a restarted writer)."""
