@@ -4,11 +4,21 @@ the embedded server process. Loaded for the whole suite through `-p netfleet.tes
 import os
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from netfleet.accounts import services
 from netfleet.accounts.factories import MembershipFactory, OrganizationFactory, UserFactory
 from netfleet.accounts.roles import Role
+
+# rate limits counted in a Redis nobody listens on (the discard port): the limiter's store is unreachable
+unreachable_ratelimit_store = override_settings(
+    CACHES={
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "limits": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"},
+    },
+    NETFLEET_RATELIMIT_CACHE="limits",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from netfleet.accounts.ratelimit import Bucket, cache_key, hit
 from netfleet.accounts.roles import Role
+from netfleet.testing.fixtures import unreachable_ratelimit_store
 from netfleet.testing.live import EmbeddedInstance
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
@@ -278,13 +279,7 @@ class TestScope:
             assert response.status_code != 429
             assert "X-RateLimit-Limit" not in response
 
-    @override_settings(
-        CACHES={
-            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-            "limits": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"},
-        },
-        NETFLEET_RATELIMIT_CACHE="limits",
-    )
+    @unreachable_ratelimit_store
     def test_unreachable_store_lets_requests_through(self, api_client, caplog):
         response = login(api_client)  # nothing listens on the discard port
         assert response.status_code != 429 and "X-RateLimit-Limit" not in response

@@ -23,6 +23,7 @@ from netfleet.core.logging import RequestIdFilter
 from netfleet.monitoring import ingest
 from netfleet.monitoring.models import DeviceMonitoring, Point
 from netfleet.monitoring.timeseries import to_us
+from netfleet.testing.fixtures import unreachable_ratelimit_store
 from netfleet.wsgi import application
 
 from .conftest import INGEST_TIME, document
@@ -357,13 +358,7 @@ class TestRateLimit:
         assert answer.status == 200
         assert "X-RateLimit-Limit" not in answer.headers and "X-RateLimit-Remaining" not in answer.headers
 
-    @override_settings(
-        CACHES={
-            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-            "limits": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"},
-        },
-        NETFLEET_RATELIMIT_CACHE="limits",
-    )
+    @unreachable_ratelimit_store
     def test_unreachable_store_lets_the_document_through(self, device, caplog):
         answer = post(device)  # nothing listens on the discard port
         assert answer.status == 200 and "X-RateLimit-Limit" not in answer.headers
