@@ -5,11 +5,11 @@ monitoring rows of their devices locked in one query, every point of every docum
 CONFLICT DO NOTHING deduplicates resends), their metric health read in one query, the state written back in one
 UPDATE. Health changes and WiFi sessions write only when something changed.
 
-In the HTTP server (`netfleet.wsgi` calls `use_spool()`), a document is appended to the process's spool file and
-answered; the process's writer thread stores everything spooled meanwhile in one batch (netfleet.core.spool).
-The spool is bounded, so storage that falls behind slows the answers down instead of piling up a backlog (the
-reference system answered fast but stored 1-9 documents/s behind a queue that grew without bound), and a process
-that dies leaves its spool to be stored by the next writer. Elsewhere (tests, commands) concurrent calls share a
+Under `netfleet serve` (`netfleet.wsgi` calls `use_spool()`), a document is appended to the worker's spool file
+and answered; the monitoring writer process (`netfleet monitoring_writer`) stores the workers' spools in batches
+(netfleet.core.spool). The spool is bounded, so storage that falls behind slows the answers down instead of piling
+up a backlog (the reference system answered fast but stored 1-9 documents/s behind a queue that grew without
+bound), and a worker that dies leaves its spool to the writer. Elsewhere (tests, commands) concurrent calls share a
 group commit (netfleet.core.batching) and return once stored.
 """
 
@@ -50,7 +50,8 @@ class Document:
 
 def ingest(*, device, document, time=None, current=False, now=None):
     """Validate and store a document collected at `time` (default: now). Raises InvalidDocument before anything
-    is stored. Returns the number of new points in its batch (0 when everything was a resend).
+    is stored. Behind the spool, returns None once the document is spooled (Unavailable when the writer is too far
+    behind); otherwise once stored, with the number of new points in its batch (0 when everything was a resend).
 
     Traffic counters become deltas against the document before it (a counter that went down was reset and
     counts whole). Only the newest document moves the counters, WiFi sessions and health forward; `current` (or
@@ -90,13 +91,13 @@ def spool_directory():
     return settings.DATA_DIR / "spool" / "monitoring"
 
 
-def use_spool(appender=None):
+def use_spool():
     """Hand documents to the spool writer from now on (the HTTP workers of `netfleet serve`, which runs the writer:
     `netfleet monitoring_writer`)."""
     global _spool
     # a worker more than ~200 documents (a fifth of a second at full load) ahead of the writer waits for it, so the
     # cores are shared between accepting and storing instead of the backlog growing
-    _spool = appender or SpoolAppender(spool_directory(), segment_bytes=1 << 20, max_lag_bytes=256 << 10)
+    _spool = SpoolAppender(spool_directory(), segment_bytes=1 << 20, max_lag_bytes=256 << 10)
     return _spool
 
 
@@ -114,11 +115,11 @@ def spool_reader(directory=None, **options):
 
 
 def _store_spooled(lines):
-    rows = [orjson.loads(line[RECEIVED_DIGITS + 1 :]) for line in lines]
-    devices = find_devices({device_id for device_id, *_ in rows})
+    rows = [(int(line[:RECEIVED_DIGITS]), *orjson.loads(line[RECEIVED_DIGITS + 1 :])) for line in lines]
+    devices = find_devices({device_id for _, device_id, *_ in rows})
     documents = [
         Document(devices[device_id], body, None if time_us is None else from_us(time_us), current, from_us(received))
-        for device_id, time_us, current, received, body in rows
+        for received, device_id, time_us, current, body in rows
         if device_id in devices  # else deleted or deactivated since: its data is not kept
     ]
     if documents:
@@ -130,9 +131,8 @@ RECEIVED_DIGITS = 17  # a spool line starts with when it was received (µs, zero
 
 def _encode(document):
     time_us = None if document.time is None else to_us(document.time)
-    received = to_us(document.received)
-    body = orjson.dumps([document.device.pk.hex, time_us, document.current, received, document.body])
-    return b"%0*d %s" % (RECEIVED_DIGITS, received, body)
+    body = orjson.dumps([document.device.pk.hex, time_us, document.current, document.body])
+    return b"%0*d %s" % (RECEIVED_DIGITS, to_us(document.received), body)
 
 
 def _received(line):
