@@ -3,7 +3,6 @@ they stay portable between SQLite and PostgreSQL."""
 
 import functools
 import uuid
-from datetime import UTC
 
 import orjson
 from django.core.exceptions import EmptyResultSet
@@ -41,33 +40,83 @@ def _sqlite():
     return connections[DEFAULT_DB_ALIAS].vendor == "sqlite"
 
 
-def uuid_text(value):
-    """A UUID column's value (raw cursor) as the API writes it, without building a UUID for SQLite's hex text."""
-    if isinstance(value, str) and len(value) == 32:
-        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
-    return str(value)
+class JsonSql:
+    """SQL expressions that have the database write a JSON answer itself, for the hot lists whose items are plain
+    columns: building them in Python cost more than reading the rows (docs/PERFORMANCE.md). Values come out as
+    DRF writes them (UUIDs dashed, datetimes ISO 8601 in UTC with `Z`, microseconds only when not zero). Keys and
+    expressions are code, never user text. `JsonSql.of()` gives the default database's dialect."""
+
+    def __init__(self, vendor):
+        if vendor not in ("sqlite", "postgresql"):
+            raise NotImplementedError(f"JSON answers from {vendor} SQL")
+        self.sqlite = vendor == "sqlite"
+
+    @classmethod
+    def of(cls, alias=DEFAULT_DB_ALIAS):
+        return _json_sql(connections[alias].vendor)
+
+    def object(self, members):
+        """A JSON object of {key: SQL expression}, keys in order."""
+        pairs = ", ".join(f"'{_json_key(key)}', {expression}" for key, expression in members.items())
+        return f"json_object({pairs})" if self.sqlite else f"json_build_object({pairs})"
+
+    def object_or_null(self, column, members):
+        """The object, or null where `column` is NULL (the row of a LEFT JOIN that found nothing)."""
+        return f"CASE WHEN {column} IS NULL THEN NULL ELSE {self.object(members)} END"
+
+    def uuid(self, column):
+        """A UUID column (NULL stays null): SQLite stores the 32 hex digits, PostgreSQL a uuid."""
+        if not self.sqlite:
+            return column
+        parts = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+        return "(" + " || '-' || ".join(f"substr({column}, {start}, {length})" for start, length in parts) + ")"
+
+    def timestamp(self, column):
+        """A datetime column: SQLite stores `YYYY-MM-DD HH:MM:SS[.ffffff]` UTC text, as Python writes it."""
+        if self.sqlite:
+            return f"(replace(CAST({column} AS TEXT), ' ', 'T') || 'Z')"
+        utc = f"({column} AT TIME ZONE 'UTC')"
+        return (
+            f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+            f"CASE WHEN to_char({utc}, 'US') = '000000' THEN '' ELSE to_char({utc}, '.US') END || 'Z')"
+        )
+
+    def boolean(self, column):
+        return f"json(CASE WHEN {column} THEN 'true' ELSE 'false' END)" if self.sqlite else column
+
+    def document(self, column):
+        """A JSON column, embedded as JSON (SQLite stores its text)."""
+        return f"json({column})" if self.sqlite else column
+
+    def array(self, expression, source, order):
+        """The JSON array of `expression` over the rows of `source` (`table alias WHERE ...`, may refer to the
+        outer row) in `order`; [] when there are none."""
+        # (an ORDER BY inside SQLite's aggregate needs 3.44; its query planner keeps an ordered subquery whole)
+        if self.sqlite:
+            subquery = f"SELECT {expression} AS item FROM {source} ORDER BY {order}"  # noqa: S608 - code, not input
+            return f"(SELECT json_group_array(item) FROM ({subquery}))"  # noqa: S608 - code, not input
+        aggregate = f"SELECT json_agg({expression} ORDER BY {order}) FROM {source}"  # noqa: S608 - code, not input
+        return f"COALESCE(({aggregate}), '[]'::json)"
+
+    def text(self, expression):
+        """The JSON as text, which the driver returns as it is (psycopg would parse a json value)."""
+        return expression if self.sqlite else f"({expression})::text"
 
 
-def timestamp_column(column):
-    """A datetime column to select for `timestamp_text`: on SQLite its stored text as it is (parsing it into a
-    datetime only to format it again cost more than the rest of the row)."""
-    return f"CAST({column} AS TEXT)" if connection.vendor == "sqlite" else column
+@functools.cache
+def _json_sql(vendor):
+    return JsonSql(vendor)
 
 
-def timestamp_text(value):
-    """A datetime column's value (raw cursor) as DRF's DateTimeField writes it with TIME_ZONE UTC. SQLite's driver
-    gives naive UTC datetimes (or, through `timestamp_column`, the stored `YYYY-MM-DD HH:MM:SS[.ffffff]` UTC text),
-    PostgreSQL's aware ones."""
-    if isinstance(value, str):
-        return f"{value[:10]}T{value[11:]}Z"
-    if value.tzinfo is None:
-        return value.isoformat() + "Z"
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def _json_key(key):
+    if not key.replace("_", "").isalnum():
+        raise ValueError(f"not a plain JSON key: {key!r}")
+    return key
 
 
-def json_fragment(value):
-    """A JSON column's value (raw cursor: the stored text) placed in an orjson answer as it is, unparsed."""
-    return orjson.Fragment(value) if isinstance(value, str | bytes) else value
+def json_array_of(texts):
+    """The JSON texts (rows the database wrote with `JsonSql`) as one array, placed in an orjson answer unparsed."""
+    return orjson.Fragment("[" + ",".join(texts) + "]")
 
 
 def json_param(value):

@@ -13,15 +13,7 @@ from rest_framework.exceptions import ErrorDetail
 
 from netfleet.accounts.models import Organization, Site
 from netfleet.core.api.serializers import NetfleetModelSerializer
-from netfleet.core.sql import (
-    json_fragment,
-    placeholders,
-    raw_rows,
-    table,
-    timestamp_column,
-    timestamp_text,
-    uuid_text,
-)
+from netfleet.core.sql import JsonSql, placeholders, raw_rows, table
 from netfleet.core.tenancy import get_access
 
 from .. import extensions
@@ -69,48 +61,48 @@ def _unique(message):
     return [ErrorDetail(message, code="unique")]
 
 
-def template_ids_of(config_ids):
-    """{config id: [template ids (API text) in order]} of many configs in one statement (a prefetch costs ~10x
-    more). The ids are passed and keyed as a raw cursor reads them (`core.sql.raw_rows`)."""
-    found = {config_id: [] for config_id in config_ids}
-    if not found:
-        return found
-    sql = (
-        f"SELECT config_id, template_id FROM {table(ConfigTemplate)} "  # noqa: S608 - no user text
-        f"WHERE config_id IN ({placeholders(found)}) ORDER BY {connection.ops.quote_name('order')}"
+PLAIN_LIST_COLUMNS = ("mac_address", "key", "last_ip", "management_ip", "model", "os", "system", "notes", "hardware_id")
+
+
+def _list_item(device):
+    """The SQL expression of a listed device's API item, written by the database as JSON text (the device table
+    referred to as `device`, its config joined as `c`): on a page of 100, building and rendering the items in
+    Python cost more than reading the rows (docs/PERFORMANCE.md). Same output as DeviceSerializer
+    (test_api's test_list_items_match_the_serializer and the live test over SQLite keep them in step)."""
+    json, quote = JsonSql.of(), connection.ops.quote_name
+    templates = json.array(
+        json.uuid("t.template_id"), f"{table(ConfigTemplate)} t WHERE t.config_id = c.id", f"t.{quote('order')}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, list(found))
-        for config_id, template_id in cursor.fetchall():
-            found[config_id].append(uuid_text(template_id))
-    return found
-
-
-# The device list reads these columns raw, not model instances: on a page of 100 the ORM's instances, its
-# per-value converters and DRF's per-request field copies cost several times the query (docs/PERFORMANCE.md).
-# Same output as DeviceSerializer (test_api's test_list_rows_match_the_serializer keeps them in step).
-DEVICE_LIST_COLUMNS = (
-    "id", "name", "organization_id", "site_id", "group_id", "mac_address", "key", "last_ip", "management_ip",
-    "model", "os", "system", "notes", "hardware_id", "is_deactivated", "created", "modified",
-)  # fmt: skip
-CONFIG_LIST_COLUMNS = ("id", "status", "error_reason", "backend", "context", "config")  # joined as `c`
-
-
-def _list_columns(device):
-    """The listed columns' expressions, the device table referred to as `device`."""
-    columns = [
-        timestamp_column(f"{device}.{name}") if name in ("created", "modified") else f"{device}.{name}"
-        for name in DEVICE_LIST_COLUMNS
-    ]
-    return ", ".join(columns + [f"c.{name}" for name in CONFIG_LIST_COLUMNS])
+    config = {
+        "status": "c.status",
+        "error_reason": "c.error_reason",
+        "backend": "c.backend",
+        "templates": templates,
+        "context": json.document("c.context"),
+        "config": json.document("c.config"),
+    }
+    item = {
+        "id": json.uuid(f"{device}.id"),
+        "name": f"{device}.name",
+        "organization": json.uuid(f"{device}.organization_id"),
+        "site": json.uuid(f"{device}.site_id"),
+        "group": json.uuid(f"{device}.group_id"),
+        **{name: f"{device}.{name}" for name in PLAIN_LIST_COLUMNS},
+        "is_deactivated": json.boolean(f"{device}.is_deactivated"),
+        "config": json.object_or_null("c.id", config),
+        "created": json.timestamp(f"{device}.created"),
+        "modified": json.timestamp(f"{device}.modified"),
+    }
+    return json.text(json.object(item))
 
 
 def device_list_page(ids):
-    """The listed columns of a page of devices, `ids` being the page (a sliced `values_list("pk")` queryset).
+    """The API items (JSON text, one per row) of a page of devices, `ids` being the page (a sliced
+    `values_list("pk")` queryset).
 
-    One statement: the ORM's SQL for the page's ids (its joins, conditions, order and limits) with the listed
-    columns and the config join in place of its one column, so every row is found once. SQL of another shape
-    (e.g. `SELECT DISTINCT`) is read in two steps: the ids, then their rows."""
+    One statement: the ORM's SQL for the page's ids (its joins, conditions, order and limits) with the item
+    and the config join in place of its one column, so every row is found once. SQL of another shape (e.g.
+    `SELECT DISTINCT`) is read in two steps: the ids, then their items."""
     try:
         sql, params = ids.query.sql_with_params()
     except EmptyResultSet:  # a condition the ORM knows matches nothing
@@ -120,68 +112,26 @@ def device_list_page(ids):
     if not sql.startswith(selected):
         return device_list_rows([row[0] for row in raw_rows(ids)])  # (DISTINCT also selects the ordering)
     listed = (
-        f"SELECT {_list_columns(device)} FROM {device} "  # noqa: S608 - no user text: the ORM's parameters stay
+        f"SELECT {_list_item(device)} FROM {device} "  # noqa: S608 - no user text: the ORM's parameters stay
         f"LEFT JOIN {table(Config)} c ON c.device_id = {device}.{quote('id')} "
     )
     with connection.cursor() as cursor:
         cursor.execute(listed + sql[len(selected) :], params)
-        return cursor.fetchall()
+        return [row[0] for row in cursor.fetchall()]
 
 
 def device_list_rows(device_ids):
-    """The listed columns of these devices (ids as a raw cursor reads them), in the order given."""
+    """The API items (JSON text) of these devices (ids as a raw cursor reads them), in the order given."""
     if not device_ids:
         return []
     sql = (
-        f"SELECT {_list_columns('d')} FROM {table(Device)} d "  # noqa: S608 - no user text
+        f"SELECT d.id, {_list_item('d')} FROM {table(Device)} d "  # noqa: S608 - no user text
         f"LEFT JOIN {table(Config)} c ON c.device_id = d.id WHERE d.id IN ({placeholders(device_ids)})"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, device_ids)
-        rows = {row[0]: row for row in cursor.fetchall()}
-    return [rows[pk] for pk in device_ids if pk in rows]
-
-
-def device_list_items(rows):
-    """API items of listed rows as a raw cursor reads them; JSON bodies are passed through."""
-    templates = template_ids_of([row[17] for row in rows if row[17] is not None])
-    items = []
-    for row in rows:
-        (pk, name, organization_id, site_id, group_id, mac, key, last_ip, management_ip, model, os_name, system,
-         notes, hardware_id, is_deactivated, created, modified, config_id, status, error_reason, backend, context,
-         config) = row  # fmt: skip
-        items.append(
-            {
-                "id": uuid_text(pk),
-                "name": name,
-                "organization": uuid_text(organization_id),
-                "site": uuid_text(site_id) if site_id else None,
-                "group": uuid_text(group_id) if group_id else None,
-                "mac_address": mac,
-                "key": key,
-                "last_ip": last_ip,
-                "management_ip": management_ip,
-                "model": model,
-                "os": os_name,
-                "system": system,
-                "notes": notes,
-                "hardware_id": hardware_id,
-                "is_deactivated": bool(is_deactivated),
-                "config": None
-                if config_id is None
-                else {
-                    "status": status,
-                    "error_reason": error_reason,
-                    "backend": backend,
-                    "templates": templates[config_id],
-                    "context": json_fragment(context),
-                    "config": json_fragment(config),
-                },
-                "created": timestamp_text(created),
-                "modified": timestamp_text(modified),
-            }
-        )
-    return items
+        items = dict(cursor.fetchall())
+    return [items[pk] for pk in device_ids if pk in items]
 
 
 def _template_ids(config):

@@ -15,6 +15,7 @@ from netfleet.core.api.pagination import CountedRows, ItemsPagination
 from netfleet.core.api.permissions import TenantPermission
 from netfleet.core.api.renderers import JSONRenderer
 from netfleet.core.api.views import NetfleetModelViewSet, TenantScopedMixin
+from netfleet.core.sql import json_array_of
 from netfleet.core.tenancy import get_access
 
 from .. import filters, rendering, services
@@ -82,7 +83,7 @@ class DeviceViewSet(ArchiveDownloadMixin, NetfleetModelViewSet):
     def list(self, request, *args, **kwargs):
         devices = self.filter_queryset(self.get_queryset())
         rows = CountedRows(devices.values_list("pk"), api_serializers.device_list_page)
-        return self.get_paginated_response(api_serializers.device_list_items(self.paginate_queryset(rows)))
+        return self.get_paginated_response(json_array_of(self.paginate_queryset(rows)))
 
     def perform_create(self, serializer):
         device = services.create_device_with_group_templates(**serializer.validated_data)

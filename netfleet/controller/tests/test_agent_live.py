@@ -4,6 +4,7 @@ import hashlib
 import subprocess
 import time
 
+import httpx
 import pytest
 
 from netfleet.testing.live import EmbeddedInstance
@@ -100,3 +101,37 @@ def test_agent_lifecycle(instance, tmp_path):
         time.sleep(0.5)  # the agent polls every 2 minutes; the new checksum is there within the cache lifetime
     assert curl("-i", checksum_url).decode().splitlines()[-1] != remote_checksum
     assert shell(instance, f"print(Config.objects.get(device_id='{uuid}').status)") == "modified"
+
+
+LIST_FIXTURE = (
+    "from datetime import datetime, UTC; from netfleet.accounts.models import Site; "
+    "from netfleet.controller.models import Device, DeviceGroup; "
+    "site = Site.objects.create(organization=org, name='roof'); "
+    "group = DeviceGroup.objects.create(organization=org, name='aps'); "
+    "first = Template.objects.create(organization=org, name='first', config={'general': {}}); "
+    "second = Template.objects.create(organization=org, name='second', config={'general': {}}); "
+    "a = services.create_device(organization=org, name='list-a', mac_address='02:00:00:00:0a:01', site=site, "
+    "group=group, management_ip='10.0.0.1', notes='\"quoted\" \\\\ \u00fcn\u00efcode', templates=[second, first]); "
+    "b = services.create_device(organization=org, name='list-b', mac_address='02:00:00:00:0a:02'); "
+    "Config.objects.filter(device=b).update(context={'ssid': 'lobby', 'n': 1.5}); "
+    "Device.objects.filter(pk=b.pk).update(is_deactivated=True, last_ip='192.0.2.7', "
+    "created=datetime(2026, 11, 22, 6, 29, 21, tzinfo=UTC)); "
+    "print(first.pk, second.pk)"
+)
+
+
+def test_device_list_items_written_by_sqlite(instance):
+    """The device list's items are written by the database (on SQLite here, the tests' PostgreSQL elsewhere):
+    each is what the device's own detail answers, on both of the list's statement shapes."""
+    first, second = shell(instance, LIST_FIXTURE).split()
+    login = {"login": "admin", "password": instance.admin_password}
+    token = httpx.post(f"{instance.base_url}/api/v1/auth/login", json=login).json()["access_token"]
+    api = httpx.Client(base_url=f"{instance.base_url}/api/v1/controller", headers={"Authorization": f"Bearer {token}"})
+    listed = api.get("/device/", params={"page_size": 1000}).json()["results"]
+    by_name = {item["name"]: item for item in listed}
+    for item in listed:
+        assert item == api.get(f"/device/{item['id']}/").json()
+    assert by_name["list-a"]["config"]["templates"] == [second, first]
+    assert by_name["list-b"]["created"] == "2026-11-22T06:29:21Z" and by_name["list-b"]["is_deactivated"] is True
+    # filtering by template makes the ORM's SQL another shape (DISTINCT): read as ids, then items
+    assert api.get("/device/", params={"config__templates": first}).json()["results"] == [by_name["list-a"]]
