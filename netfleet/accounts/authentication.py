@@ -12,7 +12,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from netfleet.core.sql import by_pk
 
 from . import services
-from .models import ApiKey, AuthSession, User
+from .models import ApiKey, AuthSession
 from .tokens import decode_access_token
 
 API_KEY_HEADER = "HTTP_X_API_KEY"
@@ -37,13 +37,11 @@ def _user_from_access_token(raw, request):
 
 
 def _session_with_user(session_id):
-    """The session, its user and API key (if any). Runs on every authenticated request: two primary-key reads
-    written out, not one ORM query with three joins (which cost four times as much)."""
-    session = by_pk(AuthSession, session_id)
-    user = session and by_pk(User, session.user_id)
-    if user is None:  # no such session, or its user was deleted in between
+    """The session, its user and API key (if any). Runs on every authenticated request: the session and its user
+    in one written-out read, not an ORM query with joins (which cost several times as much)."""
+    session = by_pk(AuthSession, session_id, joined="user")
+    if session is None:  # no such session (a deleted user's sessions are deleted with it)
         return None
-    session.user = user
     if session.api_key_id is not None:
         session.api_key = ApiKey.objects.select_related("user").filter(pk=session.api_key_id).first()
     return session

@@ -59,7 +59,7 @@ class ResultsPagination(PageNumberPagination):
         except InvalidPage:
             raise exceptions.NotFound(f"Page {page_number} is out of range") from None
         self.page_size_value, self.request = page_size, request
-        return list(self.page)
+        return list(self.page.object_list)  # (iterating the Page itself indexes it item by item)
 
     def get_paginated_response(self, data):
         return Response(

@@ -13,7 +13,7 @@ from django.db import connection
 from psycopg.types.json import Jsonb
 from rest_framework.fields import DateTimeField
 
-from netfleet.accounts.models import Organization
+from netfleet.accounts.models import Organization, Site
 from netfleet.core.api.renderers import JSONRenderer
 from netfleet.core.sql import JsonSql, as_uuid, by_pk, json_array_of, raw_rows, uuid_param
 
@@ -129,3 +129,14 @@ def test_raw_rows_and_by_pk():
     assert raw_rows(Organization.objects.filter(pk__in=[]).values_list("pk")) == []  # no statement at all
     assert by_pk(Organization, organization.pk).slug == "raw"
     assert by_pk(Organization, uuid.uuid4()) is None
+
+
+@pytest.mark.django_db
+def test_by_pk_reads_a_joined_instance_in_the_same_statement(django_assert_num_queries):
+    organization = Organization.objects.create(name="Joined", slug="joined")
+    site = Site.objects.create(organization=organization, name="Roof", slug="roof")
+    with django_assert_num_queries(1):
+        read = by_pk(Site, site.pk, joined="organization")
+        assert (read.name, read.slug, read.organization.slug) == ("Roof", "roof", "joined")
+    assert read.organization == organization and read.organization.created == organization.created
+    assert by_pk(Site, uuid.uuid4(), joined="organization") is None
