@@ -6,11 +6,17 @@ class NetfleetError(Exception):
 
     status_code = 400
     default_message = "Invalid request"
+    retry_after = None  # seconds: the answer says when to try again (Retry-After)
 
     def __init__(self, message=None, *, details=None):
         self.message = message or self.default_message
         self.details = details
         super().__init__(self.message)
+
+    @property
+    def headers(self):
+        """Headers the answer carries besides the error envelope."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class Conflict(NetfleetError):
@@ -36,3 +42,4 @@ class UpstreamTimeout(NetfleetError):
 class Unavailable(NetfleetError):
     status_code = 503
     default_message = "Temporarily unavailable; retry later"
+    retry_after = 10

@@ -110,6 +110,7 @@ def exception_handler(exc, context):
         code = exc.status_code
         message = exc.message
         details = exc.details
+        headers.update(exc.headers)
     else:
         logger.exception("unhandled error", extra={"path": path})
         code = status.HTTP_500_INTERNAL_SERVER_ERROR

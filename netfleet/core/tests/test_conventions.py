@@ -11,6 +11,8 @@ from rest_framework.test import APIClient
 
 from netfleet.accounts.factories import OrganizationFactory, SiteFactory
 from netfleet.accounts.roles import Role
+from netfleet.core.api.exceptions import exception_handler
+from netfleet.core.exceptions import Unavailable
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("netfleet.core.tests.urls")]
 
@@ -75,6 +77,11 @@ class TestErrorEnvelope:
 
     def test_domain_error_keeps_its_status(self, admin_client):
         assert_envelope(admin_client.post("/api/v1/test/conflict/", {}, format="json"), 409, "slug already exists")
+
+    def test_unavailable_says_when_to_retry(self):
+        response = exception_handler(Unavailable("Storage is behind"), {"request": None})
+        assert (response.status_code, response["Retry-After"]) == (503, "10")
+        assert response.data["error"]["message"] == "Storage is behind"
 
     def test_500_in_api_view_hides_the_exception(self, admin_client, caplog):
         with caplog.at_level(logging.ERROR, logger="netfleet.errors"):

@@ -246,7 +246,7 @@ def error_envelope(exc, *, path, request_id):
 def fast_error(request, exc):
     """The error envelope for a view that runs outside DRF."""
     code, body = error_envelope(exc, path=request.path, request_id=getattr(request, "request_id", None))
-    return JsonResponse(body, status=code)
+    return JsonResponse(body, status=code, headers=getattr(exc, "headers", None))
 
 
 _INGEST_PATH = re.compile(r"^/api/v1/monitoring/device/([0-9a-fA-F-]{32,36})/?$")
@@ -324,6 +324,8 @@ def _ingest_answer(environ, path_info, path, pk, key, query, request_id, headers
     try:
         ingest_document(pk, key=key, body=body, raw_time=query.get("time"), current=_is_true(query.get("current", "")))
     except (NetfleetError, exceptions.APIException) as exc:
+        if isinstance(exc, NetfleetError):
+            headers.extend(exc.headers.items())
         return error_envelope(exc, path=path, request_id=request_id)
     return 200, None
 

@@ -88,5 +88,5 @@ def test_a_full_spool_answers_503(organization, post_document, tmp_path, monkeyp
     device = make_device(organization)
     assert post_document(device, document(rx=1), time=T0).status_code == 200
     response = post_document(device, document(rx=2), time=T0 + timedelta(minutes=5))
-    assert response.status_code == 503
+    assert response.status_code == 503 and response["Retry-After"] == "10"
     assert response.json()["error"]["message"] == "Metric storage is behind; send this document again later"

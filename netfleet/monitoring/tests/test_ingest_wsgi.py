@@ -20,6 +20,7 @@ from django.test import Client, override_settings
 
 from netfleet.controller.factories import make_device
 from netfleet.core.logging import RequestIdFilter
+from netfleet.core.spool import SpoolAppender
 from netfleet.monitoring import ingest
 from netfleet.monitoring.models import DeviceMonitoring, Point
 from netfleet.monitoring.timeseries import to_us
@@ -255,6 +256,18 @@ class TestRefusals:
             assert (below.status, below.body) == (by_view.status_code, by_view.content)
             assert below.headers["Content-Type"] == by_view["Content-Type"]
             assert [name for name, _ in below.header_list] == list(by_view.headers)
+
+    def test_a_full_spool_is_503_with_retry_after_as_the_django_view(self, device, monkeypatch, tmp_path):
+        monkeypatch.setattr(ingest, "_spool", SpoolAppender(tmp_path, max_lag_bytes=1, wait_seconds=0.05))
+        assert post(device).status == 200  # the first line fits; the writer never moves, so the next waits
+        query, body = f"key={device.key}", orjson.dumps(document())
+        below = call(url(device), query, body, HTTP_X_REQUEST_ID="same")
+        by_view = Client().post(
+            f"{url(device)}?{query}", body, content_type="application/json", HTTP_X_REQUEST_ID="same"
+        )
+        assert_envelope(below, 503)
+        assert below.headers["Retry-After"] == by_view["Retry-After"] == "10"
+        assert (below.status, below.body) == (by_view.status_code, by_view.content)
 
     def test_unexpected_error_is_a_logged_500_envelope(self, device, monkeypatch, caplog):
         def broken(**kwargs):
