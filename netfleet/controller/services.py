@@ -17,7 +17,7 @@ from django.db.models import F, Q
 
 from netfleet.accounts.models import Organization
 from netfleet.core.exceptions import Conflict, NetfleetError
-from netfleet.core.sql import table
+from netfleet.core.sql import table, value_where
 
 from . import extensions, rendering
 from .choices import ConfigBackend, ConfigStatus
@@ -89,7 +89,8 @@ def _organization_contexts(organization_ids):
 
 
 def _organization_context(organization_id):
-    return _organization_contexts([organization_id]).get(organization_id, {})
+    """One organization's variables (read once per render of a single config: written out, see core.sql)."""
+    return value_where(OrganizationConfigSettings, "context", organization=organization_id) or {}
 
 
 # --- templates ----------------------------------------------------------------------------------------------

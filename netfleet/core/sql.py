@@ -191,6 +191,25 @@ def by_pk(model, pk, *, joined=None):
     return instance
 
 
+def value_where(model, name, **where):
+    """The value of field `name` of the row whose unique field (one keyword: `field=value`) has that value, or
+    None when there is none: one column read by a written-out statement, through the ORM's converters (for a
+    per-call lookup whose query compilation would cost more than the read)."""
+    ((where_name, where_value),) = where.items()
+    field, key = model._meta.get_field(name), model._meta.get_field(where_name)
+    quote = connection.ops.quote_name
+    sql = f"SELECT {quote(field.column)} FROM {table(model)} WHERE {quote(key.column)} = %s"  # noqa: S608 - no user text
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key.get_db_prep_value(where_value, connection)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    expression, value = field.get_col(model._meta.db_table), row[0]
+    for convert in connection.ops.get_db_converters(expression) + field.get_db_converters(connection):
+        value = convert(value, expression, connection)
+    return value
+
+
 _loaders = {}
 
 

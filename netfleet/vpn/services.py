@@ -15,12 +15,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from netjsonconfig import OpenVpn, OpenWrt, VxlanWireguard, Wireguard
 from netjsonconfig.exceptions import ValidationError as NetjsonValidationError
 
 from netfleet.core.exceptions import Conflict
+from netfleet.core.sql import table, uuid_param
 from netfleet.pki import services as pki
 
 from .choices import VpnBackend
@@ -449,6 +450,8 @@ def client_context(config):
     context = {}
     if getattr(config, "_without_vpn_clients", False):  # set by sync_vpn_clients just before the render
         return context
+    if not _has_vpn_clients(config.pk):  # most configs: no need to compile the query below (~2 ms, per render)
+        return context
     for client in VpnClient.objects.filter(config=config).select_related("vpn", "vpn__ca", "vpn__ip", "cert", "ip"):
         names = client_variable_names(client.vpn)
         values = placeholder_values(client.vpn)
@@ -463,6 +466,14 @@ def client_context(config):
             values[names["private_key"]] = client.private_key
         context.update(values)
     return context
+
+
+def _has_vpn_clients(config_id):
+    """Whether a config has any VPN client: one indexed lookup, written out."""
+    column = connection.ops.quote_name(VpnClient._meta.get_field("config").column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table(VpnClient)} WHERE {column} = %s LIMIT 1", [uuid_param(config_id)])  # noqa: S608
+        return cursor.fetchone() is not None
 
 
 def device_for_certificate(cert):

@@ -15,7 +15,7 @@ from rest_framework.fields import DateTimeField
 
 from netfleet.accounts.models import Organization, Site
 from netfleet.core.api.renderers import JSONRenderer
-from netfleet.core.sql import JsonSql, as_uuid, by_pk, json_array_of, raw_rows, uuid_param
+from netfleet.core.sql import JsonSql, as_uuid, by_pk, json_array_of, raw_rows, uuid_param, value_where
 
 PK = uuid.UUID("53c958e1-86c9-4574-87d1-46d64f6f148d")
 
@@ -140,3 +140,17 @@ def test_by_pk_reads_a_joined_instance_in_the_same_statement(django_assert_num_q
         assert (read.name, read.slug, read.organization.slug) == ("Roof", "roof", "joined")
     assert read.organization == organization and read.organization.created == organization.created
     assert by_pk(Site, uuid.uuid4(), joined="organization") is None
+
+
+@pytest.mark.django_db
+def test_value_where_reads_one_converted_column():
+    from netfleet.controller.models import OrganizationConfigSettings
+
+    organization = Organization.objects.create(name="Valued", slug="valued")
+    OrganizationConfigSettings.objects.create(
+        organization=organization, shared_secret="s", shared_secret_digest="d", context={"ssid": "lobby", "n": 2}
+    )
+    read = value_where(OrganizationConfigSettings, "context", organization=organization.pk)
+    assert read == {"ssid": "lobby", "n": 2}
+    assert value_where(OrganizationConfigSettings, "registration_enabled", organization=organization.pk) is True
+    assert value_where(OrganizationConfigSettings, "context", organization=uuid.uuid4()) is None
