@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection as database
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,6 +27,7 @@ from netfleet.controller import services as controller_services
 from netfleet.controller.choices import ConfigStatus
 from netfleet.controller.models import Config, Device
 from netfleet.core.exceptions import Conflict
+from netfleet.core.sql import as_uuid, table, uuid_param
 
 from .choices import CommandStatus, UpdateStrategy
 from .commands import get_command_type
@@ -81,14 +83,20 @@ def attach_credentials(*, credentials):
 
 
 def attach_auto_credentials(*, device):
-    """Connect a new device with every `auto_add` credentials of its organization and the shared ones."""
-    applicable = Credentials.objects.filter(auto_add=True).filter(
-        Q(organization_id=device.organization_id) | Q(organization__isnull=True)
+    """Connect a new device with every `auto_add` credentials of its organization and the shared ones. Runs in
+    every device creation, which holds SQLite's write lock: the ids are read by a written-out statement (the
+    ORM's compilation of it cost more than the rest of the call) and no credentials are loaded (or decrypted)."""
+    sql = (
+        f"SELECT id FROM {table(Credentials)} WHERE auto_add "  # noqa: S608 - no user text
+        "AND (organization_id = %s OR organization_id IS NULL)"
     )
-    DeviceConnection.objects.bulk_create(
-        [DeviceConnection(device=device, credentials=credentials) for credentials in applicable],
-        ignore_conflicts=True,
-    )
+    with database.cursor() as cursor:
+        cursor.execute(sql, [uuid_param(device.organization_id)])
+        applicable = [row[0] for row in cursor.fetchall()]
+    if applicable:
+        DeviceConnection.objects.bulk_create(
+            [DeviceConnection(device=device, credentials_id=as_uuid(pk)) for pk in applicable], ignore_conflicts=True
+        )
 
 
 # --- device connections -------------------------------------------------------------------------------------

@@ -135,7 +135,8 @@ class TestDeviceRead:
                 assert json.loads(JSONRenderer().render(generic)) == serializer.data
 
     def test_list_items_match_the_serializer(self, viewer, organization):
-        # the database writes the listed items (PostgreSQL here; SQLite: test_agent_live's test_device_list_items)
+        # the database writes the listed items (PostgreSQL here; SQLite: test_agent_live's
+        # test_device_list_items_written_by_sqlite)
         site, group = SiteFactory(organization=organization), DeviceGroupFactory(organization=organization)
         first, second = TemplateFactory(organization=organization), TemplateFactory(organization=organization)
         make_device(organization, site=site, group=group, templates=[second, first], management_ip="10.0.0.1")
@@ -237,6 +238,18 @@ class TestDeviceRead:
 
 
 class TestDeviceWrite:
+    def test_organization_choices_are_the_callers_on_every_request(
+        self, operator, admin_client, organization, other_organization
+    ):
+        # serializer fields are built once per class and copied per request; the copies are narrowed by access
+        def payload(n, org):
+            return {"name": f"choice-{n}", "organization": str(org.pk), "mac_address": f"00:00:00:00:09:0{n}"}
+
+        assert "body.organization" in fields_of(error_of(operator.post(DEVICES, payload(1, other_organization)), 422))
+        assert admin_client.post(DEVICES, payload(2, other_organization)).status_code == 201
+        assert "body.organization" in fields_of(error_of(operator.post(DEVICES, payload(3, other_organization)), 422))
+        assert operator.post(DEVICES, payload(4, organization)).status_code == 201
+
     def test_create(self, operator, organization):
         first = TemplateFactory(organization=organization, config=LAN)
         second = TemplateFactory(organization=organization, config=WIFI, default_values={"s": "x"})
