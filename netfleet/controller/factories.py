@@ -13,7 +13,8 @@ class TemplateFactory(factory.django.DjangoModelFactory):
         model = Template
 
     organization = factory.SubFactory(OrganizationFactory)
-    name = factory.Sequence(lambda n: f"template-{n}")
+    # zero-padded: name order (how default templates are chosen and lists are sorted) is creation order
+    name = factory.Sequence(lambda n: f"template-{n:06d}")
     backend = "netjsonconfig.OpenWrt"
     config = factory.LazyFunction(lambda: {"interfaces": [{"name": "eth0", "type": "ethernet"}]})
 

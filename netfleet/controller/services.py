@@ -5,7 +5,9 @@ checksum really changed, then updates the agent cache. Everything that can chang
 for exactly the configs it affects (a few inline, many in background chunks).
 """
 
+import functools
 import hashlib
+import operator
 import secrets
 from collections import defaultdict
 
@@ -17,7 +19,7 @@ from django.db.models import F, Q
 
 from netfleet.accounts.models import Organization
 from netfleet.core.exceptions import Conflict, NetfleetError
-from netfleet.core.sql import table, value_where
+from netfleet.core.sql import placeholders, table, uuid_param, value_where
 
 from . import extensions, rendering
 from .choices import ConfigBackend, ConfigStatus
@@ -171,13 +173,29 @@ def clean_new(instance, *, trusted=()):
 
 
 def _templates_for_new_config(organization_id, backend, tags):
-    """(default and tagged templates, required templates) of a new config, from one statement."""
-    query = Q(default=True) | Q(required=True)
-    for tag in tags:
-        query |= Q(tags__contains=[tag]) if _json_contains_supported() else Q(pk__in=_template_ids_with_tag(tag))
-    found = list(templates_visible_to(organization_id).filter(query, backend=backend).order_by("name").distinct())
+    """(default and tagged templates, required templates) of a new config, visible to the organization, by name.
+
+    Every device creation reads them under the database's write lock: one written-out statement (a raw
+    queryset: instances as the ORM makes them), since compiling the ORM's OR'd conditions cost more than the
+    query. Tagged ones are looked up by the ORM first, only when the device brings tags."""
+    tagged = []
+    if tags:
+        with_a_tag = functools.reduce(operator.or_, [_tag_condition(tag) for tag in tags])
+        tagged = [uuid_param(pk) for pk in Template.objects.filter(with_a_tag).values_list("pk", flat=True)]
+    quote = connection.ops.quote_name
+    chosen_by = [quote("default"), quote("required")] + ([f"id IN ({placeholders(tagged)})"] if tagged else [])
+    sql = (
+        f"SELECT * FROM {table(Template)} "  # noqa: S608 - no user text
+        "WHERE (organization_id = %s OR organization_id IS NULL) AND backend = %s "
+        f"AND ({' OR '.join(chosen_by)}) ORDER BY name"
+    )
+    found = list(Template.objects.raw(sql, [uuid_param(organization_id), backend, *tagged]))
     chosen = [t for t in found if t.default or any(tag in (t.tags or []) for tag in tags)]
     return chosen, [t for t in found if t.required]
+
+
+def _tag_condition(tag):
+    return Q(tags__contains=[tag]) if _json_contains_supported() else Q(pk__in=_template_ids_with_tag(tag))
 
 
 @transaction.atomic
