@@ -2,7 +2,8 @@
 
 The caller is the user of a valid access JWT (Bearer header, else the browser's access cookie), else the prefix of
 an `X-API-Key`, else the client IP (an IPv6 client by its /64). Counters live in the cache (`NETFLEET_RATELIMIT_CACHE`)
-and change only through `cache.add` + `cache.incr`, so with Redis every worker on every host shares them.
+and change only through `cache.add` + `cache.incr` (on Redis the same commands in one round trip), so with Redis every
+worker on every host shares them.
 
 Sliding-window counter: a window of `period` seconds is counted in a fixed-window key; a request is estimated as
 `previous window's count x the share of it still inside the sliding window + this window's count` and refused when
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
@@ -170,6 +172,31 @@ def _increment(cache, key, timeout):
         return cache.incr(key)
 
 
+def _counts(cache, previous_keys, current_keys):
+    """The previous windows' counts, and this request counted in the current windows (`current_keys`: (key, timeout)
+    pairs): through the generic cache API, so any backend works."""
+    previous = cache.get_many(previous_keys)
+    return (
+        [int(previous.get(key) or 0) for key in previous_keys],
+        [_increment(cache, key, timeout) for key, timeout in current_keys],
+    )
+
+
+def _redis_counts(cache, previous_keys, current_keys):
+    """_counts in one round trip: the commands of get_many, add and incr, on Django's final keys, in one pipeline."""
+    store_key = cache.make_and_validate_key  # KEY_PREFIX and version, as RedisCache does: both paths share counters
+    # MULTI/EXEC (still one round trip) so no counter can expire between its SET NX and INCR and lose its timeout
+    pipeline = cache._cache.get_client(store_key(current_keys[0][0]), write=True).pipeline(transaction=True)
+    pipeline.mget([store_key(key) for key in previous_keys])
+    for key, timeout in current_keys:
+        key = store_key(key)
+        # RedisCache.add: a plain integer (as its serializer stores ints), so INCR works and get_many reads it back
+        pipeline.set(key, 0, ex=cache.get_backend_timeout(timeout), nx=True)
+        pipeline.incr(key)
+    previous, *replies = pipeline.execute()
+    return [int(count or 0) for count in previous], replies[1::2]
+
+
 def _retry_after(bucket, previous, count, elapsed):
     """Seconds until a request would fit, if nothing else arrives. `count` includes the refused request."""
     limit, period = bucket.limit, bucket.period
@@ -192,14 +219,12 @@ def hit(buckets, identity, *, cache=None):
         window = int(moment // bucket.period)
         windows.append((window, (moment - window * bucket.period) / bucket.period))
     previous_keys = [cache_key(b, identity, w - 1) for b, (w, _) in zip(buckets, windows, strict=True)]
-    previous_counts = cache.get_many(previous_keys)
+    current_keys = [(cache_key(b, identity, w), 2 * b.period + 1) for b, (w, _) in zip(buckets, windows, strict=True)]
+    counts = _redis_counts if isinstance(cache, RedisCache) else _counts
+    previous_counts, current_counts = counts(cache, previous_keys, current_keys)
 
-    outcomes, counted = [], []
-    for bucket, (window, fraction), previous_key in zip(buckets, windows, previous_keys, strict=True):
-        key = cache_key(bucket, identity, window)
-        count = _increment(cache, key, 2 * bucket.period + 1)
-        counted.append(key)
-        previous = int(previous_counts.get(previous_key) or 0)
+    outcomes = []
+    for bucket, (_, fraction), previous, count in zip(buckets, windows, previous_counts, current_counts, strict=True):
         estimate = previous * (1 - fraction) + count
         if estimate > bucket.limit + _EPSILON:
             retry = _retry_after(bucket, previous, count, fraction * bucket.period)
@@ -208,7 +233,7 @@ def hit(buckets, identity, *, cache=None):
             outcomes.append(Outcome(bucket, max(0, math.floor(bucket.limit - estimate + _EPSILON)), None))
 
     if any(outcome.retry_after for outcome in outcomes):
-        for key in counted:
+        for key, _ in current_keys:
             with contextlib.suppress(ValueError):  # expired meanwhile: nothing left to take back
                 cache.decr(key)
     return outcomes

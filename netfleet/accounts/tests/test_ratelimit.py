@@ -1,21 +1,26 @@
 """Rate limits over HTTP through the real middleware stack; time is moved with time_machine, never slept."""
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import httpx
 import pytest
 import redis
 import time_machine
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
 from django.http import JsonResponse
 from django.test import override_settings
 from django.urls import include, path
 from rest_framework_simplejwt.tokens import AccessToken
 
-from netfleet.accounts.ratelimit import Bucket, cache_key, hit
+from netfleet.accounts.ratelimit import Bucket, cache_key, hit, limit
 from netfleet.accounts.roles import Role
 from netfleet.testing.fixtures import unreachable_ratelimit_store
 from netfleet.testing.live import EmbeddedInstance
@@ -299,6 +304,66 @@ def test_concurrent_requests_never_overshoot(clock):
         admitted = list(pool.map(lambda _: one_request(), range(40)))
     assert admitted.count(True) == 5
     assert hit((bucket,), "ip:192.0.2.9")[0].retry_after == 72  # the refused ones were taken back out
+
+
+@pytest.fixture
+def redis_cache():
+    """The suite's default cache, Redis as in production: these tests need the real server's answers."""
+    store = caches["default"]
+    if not isinstance(store, RedisCache):
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("needs the suite's Redis server (`make test`)")
+    return store
+
+
+class TestRedisStore:
+    BUCKETS = (Bucket("burst", 3, 1), Bucket("api", 5, 60))
+
+    def test_a_request_costs_one_round_trip(self, redis_cache, clock):
+        redis_cache.get("warm-up")  # the pooled connection and its handshake, before counting
+        connection = redis.connection.AbstractConnection
+        # every round trip sends its packed commands once, then reads their replies
+        with mock.patch.object(
+            connection, "send_packed_command", autospec=True, side_effect=connection.send_packed_command
+        ) as sends:
+            outcomes = hit(self.BUCKETS, "ip:192.0.2.10", cache=redis_cache)
+        assert sends.call_count == 1
+        assert [outcome.remaining for outcome in outcomes] == [2, 4]
+
+    def test_redis_and_generic_paths_agree(self, redis_cache, clock):
+        """The same requests give the same outcomes on Redis (one pipeline) and through the generic cache API, and
+        the pipeline's counters are the generic API's: its take-back (cache.decr) and get find them."""
+        generic_cache = LocMemCache("ratelimit-generic-path", {})
+        generic_cache.clear()
+        start = datetime.now(tz=UTC)
+        # seconds after the start: the burst bucket refuses from the 4th request, the minute one from the 10th
+        moments = [0, 0, 0, 0, 0.5, 1.2, 2, 2, 2.5, 3.9]
+
+        def requests(cache):
+            outcomes = []
+            for moment in moments:
+                clock.move_to(start + timedelta(seconds=moment))
+                outcomes.append(hit(self.BUCKETS, "ip:192.0.2.11", cache=cache))
+            return outcomes
+
+        on_redis = requests(redis_cache)
+        assert on_redis == requests(generic_cache)
+        refused = [(outcome.bucket.name, outcome.retry_after) for each in on_redis for outcome in each]
+        assert ("burst", 2) in refused and ("api", 70) in refused
+        assert on_redis[7][1].remaining == 0  # the 8th is the 5th of the minute: refused ones were taken back
+        keys = [cache_key(bucket, "ip:192.0.2.11", int(time.time() // bucket.period)) for bucket in self.BUCKETS]
+        assert [redis_cache.get(key) for key in keys] == [generic_cache.get(key) for key in keys] == [0, 5]
+        client = redis_cache._cache.get_client()
+        for bucket, key in zip(self.BUCKETS, keys, strict=True):
+            assert 0 < client.ttl(redis_cache.make_key(key)) <= 2 * bucket.period + 1
+
+    @unreachable_ratelimit_store
+    def test_unreachable_redis_lets_the_request_through(self, caplog):
+        pipeline = redis.client.Pipeline
+        with mock.patch.object(pipeline, "execute", autospec=True, side_effect=pipeline.execute) as execute:
+            assert limit("POST", f"{LOGIN}/", lambda buckets: "ip:192.0.2.12") is None
+        assert execute.call_count == 1  # tried through the one-round-trip path
+        logged = [record for record in caplog.records if record.name == "netfleet.ratelimit"]
+        assert logged and isinstance(logged[0].exc_info[1], redis.ConnectionError)
 
 
 class TestRateSetting:
