@@ -509,6 +509,13 @@ NETFLEET_MONITORING_PING_TIMEOUT = env_int("NETFLEET_MONITORING_PING_TIMEOUT", 2
 NETFLEET_MONITORING_DATA_COLLECTED_WINDOW = env_int("NETFLEET_MONITORING_DATA_COLLECTED_WINDOW", 600)
 NETFLEET_MONITORING_WEBHOOK_TIMEOUT = env_int("NETFLEET_MONITORING_WEBHOOK_TIMEOUT", 10)
 NETFLEET_MONITORING_WEBHOOK_RETRIES = env_int("NETFLEET_MONITORING_WEBHOOK_RETRIES", 5)
+# Alert webhooks (URLs an organization's admin sets) never connect to these networks (netfleet.core.outbound): the
+# controller's own host, link-local (cloud metadata services), unspecified and multicast. Private ranges are allowed
+# (on-premises chat and ticketing servers); add them here to block them too, or set "" to allow everything.
+NETFLEET_OUTBOUND_BLOCKED_NETWORKS = env_list(
+    "NETFLEET_OUTBOUND_BLOCKED_NETWORKS",
+    ["127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128", "169.254.0.0/16", "fe80::/10", "224.0.0.0/4", "ff00::/8"],
+)
 NETFLEET_MONITORING_ALERT_EMAIL_FROM = os.environ.get("NETFLEET_MONITORING_ALERT_EMAIL_FROM", "netfleet@localhost")
 # Hourly rollups: every ROLLUP_INTERVAL seconds, the hours that closed at least ROLLUP_GRACE seconds ago (time for
 # the ingest transactions writing their last points to commit) are rolled up; charts of whole-hour buckets read them.

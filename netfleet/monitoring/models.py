@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import models
 
+from netfleet.core import outbound
 from netfleet.core.fields import EncryptedTextField
 from netfleet.core.models import NetfleetModel, OrganizationScopedModel, TenantManager
 
@@ -128,6 +129,8 @@ class AlertChannelSettings(OrganizationScopedModel):
         # URLField also accepts ftp(s)://, which a webhook cannot be delivered to
         if self.webhook_url and urlsplit(self.webhook_url).scheme.lower() not in ("http", "https"):
             errors["webhook_url"] = "Must be an http:// or https:// URL."
+        elif self.webhook_url and (problem := outbound.literal_address_problem(self.webhook_url)):
+            errors["webhook_url"] = problem
         if errors:
             raise ValidationError(errors)
 

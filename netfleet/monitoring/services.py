@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
 import orjson
 from django.conf import settings
 from django.core.mail import send_mail
@@ -15,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from netfleet.controller.models import Device
+from netfleet.core import outbound
 
 from .checks import ping_hosts
 from .choices import AlertKind, AlertOperator, DeliveryStatus, HealthMetric, MonitoringStatus
@@ -229,12 +229,12 @@ def deliver_alert_webhook(*, alert, now=None):
     }
     attempts = alert.webhook_attempts + 1
     try:
-        response = httpx.post(
+        status = outbound.post(
             channels.webhook_url, content=body, headers=headers, timeout=settings.NETFLEET_MONITORING_WEBHOOK_TIMEOUT
         )
-        if response.status_code >= 300:
-            raise WebhookFailed(f"HTTP {response.status_code}")
-    except (httpx.HTTPError, WebhookFailed) as exc:
+        if status >= 300:
+            raise WebhookFailed(f"HTTP {status}")
+    except (*outbound.DELIVERY_ERRORS, WebhookFailed) as exc:
         Alert.objects.filter(pk=alert.pk).update(webhook_attempts=attempts, webhook_error=str(exc)[:255])
         raise WebhookFailed(str(exc)) from exc
     Alert.objects.filter(pk=alert.pk).update(

@@ -114,10 +114,10 @@ class TestAlertChannels:
         assert response.json()["alerts_enabled"] is False and response.json()["has_webhook_secret"] is True
         assert AlertChannelSettings.objects.get().webhook_secret == "s3cret-key"
 
-        put = {"organization": str(organization.pk), "alerts_enabled": True, "webhook_url": "http://127.0.0.1:9/h"}
+        put = {"organization": str(organization.pk), "alerts_enabled": True, "webhook_url": "http://10.0.0.9:9/h"}
         response = operator.put(url, put, format="json")
         assert response.status_code == 200, response.content
-        assert response.json()["webhook_url"] == "http://127.0.0.1:9/h" and response.json()["has_webhook_secret"]
+        assert response.json()["webhook_url"] == "http://10.0.0.9:9/h" and response.json()["has_webhook_secret"]
 
         # an empty secret clears it
         assert operator.patch(url, {"webhook_secret": ""}, format="json").json()["has_webhook_secret"] is False
@@ -150,6 +150,10 @@ class TestAlertChannels:
             ({"email_recipients": "noc@example.com"}, "body.email_recipients", "not_a_list"),
             ({"webhook_url": "not a url"}, "body.webhook_url", "invalid"),
             ({"webhook_url": "ftp://files.example.com/hook"}, "body.webhook_url", "invalid"),
+            # the controller's own host and the cloud's metadata service (NETFLEET_OUTBOUND_BLOCKED_NETWORKS)
+            ({"webhook_url": "http://127.0.0.1:6379/"}, "body.webhook_url", "invalid"),
+            ({"webhook_url": "http://169.254.169.254/latest/meta-data/"}, "body.webhook_url", "invalid"),
+            ({"webhook_url": "http://[::ffff:127.0.0.1]:8000/"}, "body.webhook_url", "invalid"),
             ({"alerts_enabled": "sometimes"}, "body.alerts_enabled", "invalid"),
         ],
     )

@@ -151,6 +151,12 @@ def receiver():
 class TestAlertDelivery:
     SECRET = "webhook-shared-secret"
 
+    @pytest.fixture(autouse=True)
+    def _loopback_allowed(self, settings):
+        # the receivers listen on 127.0.0.1, which alert webhooks may not reach by default
+        blocked = settings.NETFLEET_OUTBOUND_BLOCKED_NETWORKS
+        settings.NETFLEET_OUTBOUND_BLOCKED_NETWORKS = [network for network in blocked if network != "127.0.0.0/8"]
+
     def raise_disk_alert(self, organization, device, post_document, url):
         AlertChannelSettings.objects.create(
             organization=organization, webhook_url=url, webhook_secret=self.SECRET, email_recipients=["noc@example.com"]
@@ -180,6 +186,19 @@ class TestAlertDelivery:
         tasks.send_alert_email.apply(args=[str(alert.pk)])
         assert [message.to for message in mail.outbox] == [["noc@example.com"]]
         assert "Disk usage" in mail.outbox[0].subject
+
+    @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+    @override_settings(NETFLEET_MONITORING_WEBHOOK_RETRIES=0)
+    def test_the_controllers_own_host_is_never_called(self, organization, device, post_document, receiver, host):
+        hook = receiver()
+        url = hook.url.replace("127.0.0.1", host)
+        with override_settings(NETFLEET_OUTBOUND_BLOCKED_NETWORKS=["127.0.0.0/8", "::1/128"]):
+            alert = self.raise_disk_alert(organization, device, post_document, "https://hooks.example.com/x")
+            AlertChannelSettings.objects.filter(organization=organization).update(webhook_url=url)  # set when allowed
+            tasks.deliver_alert_webhook.apply(args=[str(alert.pk)])
+        alert.refresh_from_db()
+        assert hook.requests == []
+        assert alert.webhook_status == "failed" and "in the blocked network" in alert.webhook_error
 
     @override_settings(NETFLEET_MONITORING_WEBHOOK_RETRIES=3)
     def test_failed_deliveries_are_retried(self, organization, device, post_document, receiver):
