@@ -235,18 +235,19 @@ def parse_ingest_time(raw):
 
 
 def error_envelope(exc, *, path, request_id):
-    """(status, body) of the API error envelope for a NetfleetError / APIException raised outside DRF."""
+    """(status, body, extra headers) of the API error envelope for a NetfleetError / APIException raised outside
+    DRF."""
     if isinstance(exc, NetfleetError):
-        code, message, details = exc.status_code, exc.message, exc.details
+        code, message, details, headers = exc.status_code, exc.message, exc.details, exc.headers
     else:
-        code, message, details = exc.status_code, str(exc.detail), None
-    return code, error_body(path, code=code, message=message, request_id=request_id, details=details)
+        code, message, details, headers = exc.status_code, str(exc.detail), None, {}
+    return code, error_body(path, code=code, message=message, request_id=request_id, details=details), headers
 
 
 def fast_error(request, exc):
     """The error envelope for a view that runs outside DRF."""
-    code, body = error_envelope(exc, path=request.path, request_id=getattr(request, "request_id", None))
-    return JsonResponse(body, status=code, headers=getattr(exc, "headers", None))
+    code, body, headers = error_envelope(exc, path=request.path, request_id=getattr(request, "request_id", None))
+    return JsonResponse(body, status=code, headers=headers)
 
 
 _INGEST_PATH = re.compile(r"^/api/v1/monitoring/device/([0-9a-fA-F-]{32,36})/?$")
@@ -324,9 +325,9 @@ def _ingest_answer(environ, path_info, path, pk, key, query, request_id, headers
     try:
         ingest_document(pk, key=key, body=body, raw_time=query.get("time"), current=_is_true(query.get("current", "")))
     except (NetfleetError, exceptions.APIException) as exc:
-        if isinstance(exc, NetfleetError):
-            headers.extend(exc.headers.items())
-        return error_envelope(exc, path=path, request_id=request_id)
+        code, body, extra_headers = error_envelope(exc, path=path, request_id=request_id)
+        headers.extend(extra_headers.items())
+        return code, body
     return 200, None
 
 
