@@ -64,6 +64,7 @@ def _unique(message):
 PLAIN_LIST_COLUMNS = ("mac_address", "key", "last_ip", "management_ip", "model", "os", "system", "notes", "hardware_id")
 
 
+@functools.cache  # built once per process: the default database (its dialect, table names) is fixed
 def _list_item(device):
     """The SQL expression of a listed device's API item, written by the database as JSON text (the device table
     referred to as `device`, its config joined as `c`): on a page of 100, building and rendering the items in
