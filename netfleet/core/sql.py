@@ -179,11 +179,7 @@ def by_pk(model, pk, *, joined=None):
         row = cursor.fetchone()
     if row is None:
         return None
-    values = []
-    for value, (expression, field_converters) in zip(row, converters, strict=True):
-        for convert in field_converters:
-            value = convert(value, expression, connection)
-        values.append(value)
+    values = _converted(row, converters)
     count = len(model._meta.concrete_fields)
     instance = model.from_db(connection.alias, None, values[:count])
     if joined is not None:
@@ -202,12 +198,22 @@ def value_where(model, name, **where):
     with connection.cursor() as cursor:
         cursor.execute(sql, [key.get_db_prep_value(where_value, connection)])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    expression, value = field.get_col(model._meta.db_table), row[0]
-    for convert in connection.ops.get_db_converters(expression) + field.get_db_converters(connection):
-        value = convert(value, expression, connection)
-    return value
+    return None if row is None else _converted(row, [_field_converters(field)])[0]
+
+
+def _converted(row, converters):
+    """A raw row's values through the ORM's converters ([(column expression, its converters)], one per value)."""
+    values = []
+    for value, (expression, field_converters) in zip(row, converters, strict=True):
+        for convert in field_converters:
+            value = convert(value, expression, connection)
+        values.append(value)
+    return values
+
+
+def _field_converters(field):
+    expression = field.get_col(field.model._meta.db_table)
+    return expression, connection.ops.get_db_converters(expression) + field.get_db_converters(connection)
 
 
 _loaders = {}
@@ -219,12 +225,7 @@ def _loader(model, vendor, alias):
     key = (model, vendor, alias)
     if key not in _loaders:
         fields = model._meta.concrete_fields
-        converters = []
-        for field in fields:
-            expression = field.get_col(model._meta.db_table)
-            converters.append(
-                (expression, connection.ops.get_db_converters(expression) + field.get_db_converters(connection))
-            )
+        converters = [_field_converters(field) for field in fields]
         columns = ", ".join(f"{alias}.{connection.ops.quote_name(field.column)}" for field in fields)
         _loaders[key] = (columns, converters)
     return _loaders[key]
