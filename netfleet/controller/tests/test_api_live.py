@@ -48,11 +48,13 @@ def logged_in(instance, username, password):
 def api():
     # one HTTP worker: a change made through the API reaches the agent answers it caches at once
     instance = EmbeddedInstance(serve_args=["--no-celery"], extra_env={"NETFLEET_RATELIMIT_AUTH": "off"}).start()
-    org, other = instance.manage("shell", "-c", USERS).stdout.strip().splitlines()[-1].split()
-    clients = {name: logged_in(instance, name, PASSWORD) for name in ("viewer", "operator", "outsider")}
-    admin = logged_in(instance, "admin", instance.admin_password)
-    yield SimpleNamespace(instance=instance, org=org, other=other, admin=admin, **clients)
-    instance.stop()
+    try:  # a failing set-up must not leave the server running
+        org, other = instance.manage("shell", "-c", USERS).stdout.strip().splitlines()[-1].split()
+        clients = {name: logged_in(instance, name, PASSWORD) for name in ("viewer", "operator", "outsider")}
+        admin = logged_in(instance, "admin", instance.admin_password)
+        yield SimpleNamespace(instance=instance, org=org, other=other, admin=admin, **clients)
+    finally:
+        instance.stop()
 
 
 def created(response):
